@@ -1,0 +1,1 @@
+"""The MQTT → Celery bridge: decode, validate, micro-batch, hand off, then acknowledge."""

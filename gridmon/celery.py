@@ -1,0 +1,112 @@
+"""The Celery application. It only wires: settings → config, task modules, queues, beat, signals.
+
+`celery -A gridmon worker|beat|flower` finds `app` here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any
+
+from celery import Celery, signals
+from kombu import Exchange, Queue
+
+from gridmon.config import get_settings
+
+log = logging.getLogger(__name__)
+
+# Queues by kind of work: ingest never waits behind a retrain or a maintenance run.
+QUEUE_INGEST = "ingest"
+QUEUE_SCAN = "scan"
+QUEUE_ML = "ml"
+QUEUE_MAINTENANCE = "maintenance"
+QUEUES = (QUEUE_INGEST, QUEUE_SCAN, QUEUE_ML, QUEUE_MAINTENANCE)
+
+TASK_MODULES = ["workers.ingest", "workers.system", "workers.scanning", "workers.training", "workers.maintenance"]
+
+
+def _existing_task_modules() -> list[str]:
+    import importlib.util
+
+    return [name for name in TASK_MODULES if importlib.util.find_spec(name) is not None]
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    celery_app = Celery("gridmon", broker=settings.broker_url, backend=settings.result_backend)
+    exchange = Exchange("gridmon", type="direct")
+    celery_app.conf.update(
+        include=_existing_task_modules(),
+        task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
+        task_default_queue=QUEUE_INGEST,
+        task_default_exchange="gridmon",
+        task_default_routing_key=QUEUE_INGEST,
+        task_routes={
+            "workers.ingest.*": {"queue": QUEUE_INGEST, "routing_key": QUEUE_INGEST},
+            "workers.system.*": {"queue": QUEUE_INGEST, "routing_key": QUEUE_INGEST},
+            "workers.scanning.*": {"queue": QUEUE_SCAN, "routing_key": QUEUE_SCAN},
+            "workers.training.*": {"queue": QUEUE_ML, "routing_key": QUEUE_ML},
+            "workers.maintenance.*": {"queue": QUEUE_MAINTENANCE, "routing_key": QUEUE_MAINTENANCE},
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_expires=24 * 3600,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        broker_connection_retry_on_startup=True,
+        # Redis: a message taken by a worker that died unacknowledged comes back after this long.
+        # RabbitMQ: publisher confirms, so "accepted" means the broker has it.
+        broker_transport_options={"visibility_timeout": 600, "confirm_publish": True},
+        timezone="UTC",
+    )
+    from beat_schedule import build_schedule
+
+    celery_app.conf.beat_schedule = build_schedule(settings)
+    return celery_app
+
+
+app = make_app()
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    from gridmon.logsetup import configure_logging
+
+    configure_logging()
+
+
+@signals.worker_init.connect
+def _worker_metrics(**_: Any) -> None:
+    """Serve the pool's Prometheus metrics (multiprocess mode) from the worker's main process."""
+    port = get_settings().worker_metrics_port
+    if not port:
+        return
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gridmon-prom-"))
+    from gridmon.metrics import serve_multiprocess
+
+    serve_multiprocess(port)
+
+
+@signals.worker_process_init.connect
+def _fresh_process(**_: Any) -> None:
+    """A forked pool process must not reuse the parent's database sockets."""
+    from gridmon.db import dispose_engine
+    from gridmon.metrics import use_multiprocess_values
+
+    dispose_engine()
+    use_multiprocess_values()
+
+
+@signals.worker_process_shutdown.connect
+def _process_gone(pid: int | None = None, **_: Any) -> None:
+    from gridmon.metrics import mark_dead
+
+    mark_dead(pid or os.getpid())

@@ -1,0 +1,36 @@
+"""Core commands: migrate, bridge."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gridmon.db import DatabaseUnavailable
+
+
+@click.command()
+@click.option("--revision", default="head", show_default=True)
+def migrate(revision: str) -> None:
+    """Create the database if missing and apply migrations (alembic upgrade)."""
+    from gridmon.db import migrate as run_migrate
+
+    try:
+        run_migrate(revision=revision)
+    except DatabaseUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"database migrated to {revision}")
+
+
+@click.command()
+def bridge() -> None:
+    """Run the MQTT → Celery bridge (same as `python mqtt_bridge.py`)."""
+    from gridmon.bridge.service import run
+
+    sys.exit(run())
+
+
+def register(group: click.Group) -> None:
+    group.add_command(migrate)
+    group.add_command(bridge)

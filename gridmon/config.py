@@ -1,0 +1,187 @@
+"""gridmon settings: one pydantic-settings class, read from the environment and `.env`.
+
+Every component (bridge, workers, beat, API, CLI) reads its configuration from here; the Celery
+configuration is derived from it in `gridmon.celery`, never configured a second way.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"changeme", "changethis", "secret", "password", "admin", "token"}
+
+
+def _env(name: str, *legacy: str) -> AliasChoices:
+    """Accept `GRIDMON_<NAME>` and, where given, the original design's variable names."""
+    return AliasChoices(f"GRIDMON_{name}", *legacy)
+
+
+class Settings(BaseSettings):
+    """Configuration of every gridmon process. Environment names are `GRIDMON_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- services -------------------------------------------------------------------------
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/gridmon",
+        validation_alias=_env("DATABASE_URL", "DB_DSN"),
+    )
+    """PostgreSQL/TimescaleDB URL (libpq form; `postgresql+psycopg://` is accepted too)."""
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "REDIS_URL"))
+    """Redis for alerts, heartbeats and (by default) the Celery broker and result backend."""
+
+    broker_url: str | None = Field(None, validation_alias=_env("BROKER_URL"))
+    """Celery broker. Defaults to `redis_url`; `amqp://` (RabbitMQ) works too."""
+
+    result_backend: str | None = Field(None, validation_alias=_env("RESULT_BACKEND"))
+    """Celery result backend. Defaults to `redis_url`."""
+
+    mqtt_host: str = Field("127.0.0.1", validation_alias=_env("MQTT_HOST", "BROKER_HOST"))
+    """MQTT broker host."""
+
+    mqtt_port: int = Field(1883, validation_alias=_env("MQTT_PORT", "BROKER_PORT"))
+    """MQTT broker port."""
+
+    mqtt_topic: str = Field("grid/sensors/#", validation_alias=_env("MQTT_TOPIC"))
+    """Topic filter the bridge subscribes to; the simulator publishes to `grid/sensors/<id>`."""
+
+    mqtt_username: str | None = Field(None, validation_alias=_env("MQTT_USERNAME"))
+    """MQTT user name (bridge and simulator); none = anonymous."""
+
+    mqtt_password: str | None = Field(None, validation_alias=_env("MQTT_PASSWORD"))
+    """MQTT password."""
+
+    mqtt_client_id: str = Field("gridmon-bridge", validation_alias=_env("MQTT_CLIENT_ID"))
+    """Bridge client id. The persistent session is keyed by it: keep it stable per bridge."""
+
+    mqtt_shared_group: str | None = Field(None, validation_alias=_env("MQTT_SHARED_GROUP"))
+    """When set, subscribe `$share/<group>/<topic>` so several bridges split the load."""
+
+    mqtt_protocol: Literal[5, 4] = Field(5, validation_alias=_env("MQTT_PROTOCOL"))
+    """MQTT protocol: 5 (MQTT 5.0, default) or 4 (3.1.1)."""
+
+    mqtt_receive_maximum: int = Field(20000, ge=1, le=65535, validation_alias=_env("MQTT_RECEIVE_MAXIMUM"))
+    """MQTT 5 receive maximum: unacknowledged QoS 1 messages the broker may have in flight to us."""
+
+    mqtt_session_expiry_s: int = Field(7 * 86400, ge=0, validation_alias=_env("MQTT_SESSION_EXPIRY_S"))
+    """How long the broker keeps the bridge's session (and queues readings) while it is away."""
+
+    mqtt_keepalive_s: int = Field(30, ge=5, validation_alias=_env("MQTT_KEEPALIVE_S"))
+    """MQTT keepalive interval."""
+
+    # --- bridge batching ------------------------------------------------------------------
+    batch_max_readings: int = Field(1000, ge=1, le=20000, validation_alias=_env("BATCH_MAX_READINGS"))
+    """Largest micro-batch handed to one ingest task."""
+
+    batch_max_age_ms: int = Field(100, ge=1, validation_alias=_env("BATCH_MAX_AGE_MS"))
+    """Oldest a reading may wait in the bridge before its batch is sent."""
+
+    max_payload_bytes: int = Field(64 * 1024, ge=64, validation_alias=_env("MAX_PAYLOAD_BYTES"))
+    """Larger MQTT payloads are dead-lettered as `too_large`."""
+
+    max_future_s: float = Field(300.0, ge=0, validation_alias=_env("MAX_FUTURE_S"))
+    """Readings stamped further than this in the future are dead-lettered."""
+
+    # --- storage ---------------------------------------------------------------------------
+    timescale_chunk_interval: str = Field("1 day", validation_alias=_env("TIMESCALE_CHUNK_INTERVAL"))
+    """Hypertable chunk interval (TimescaleDB only)."""
+
+    timescale_compress_after: str | None = Field("7 days", validation_alias=_env("TIMESCALE_COMPRESS_AFTER"))
+    """Compress chunks older than this (TimescaleDB only; empty = no compression policy)."""
+
+    timescale_retention: str | None = Field(None, validation_alias=_env("TIMESCALE_RETENTION"))
+    """Drop chunks older than this (TimescaleDB only; unset = keep everything)."""
+
+    # --- API and access -------------------------------------------------------------------
+    admin_token: str | None = Field(None, validation_alias=_env("ADMIN_TOKEN"))
+    """Bearer token for write/admin API routes. Unset = admin routes answer 503."""
+
+    read_token: str | None = Field(None, validation_alias=_env("READ_TOKEN"))
+    """Bearer token for read routes. Unset = read routes are open."""
+
+    api_host: str = Field("127.0.0.1", validation_alias=_env("API_HOST"))
+    """Address the API binds to."""
+
+    api_port: int = Field(8000, validation_alias=_env("API_PORT"))
+    """API port (`gridmon api`)."""
+
+    flower_user: str = Field("admin", validation_alias=_env("FLOWER_USER"))
+    """Flower basic-auth user."""
+
+    flower_password: str | None = Field(None, validation_alias=_env("FLOWER_PASSWORD"))
+    """Flower basic-auth password; unset = Flower is started without auth on 127.0.0.1 only."""
+
+    # --- observability --------------------------------------------------------------------
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    """Root log level."""
+
+    log_json: bool = Field(False, validation_alias=_env("LOG_JSON"))
+    """Log JSON lines instead of key=value."""
+
+    bridge_metrics_port: int = Field(9101, validation_alias=_env("BRIDGE_METRICS_PORT"))
+    """Prometheus port of the bridge (0 = off)."""
+
+    worker_metrics_port: int = Field(9102, validation_alias=_env("WORKER_METRICS_PORT"))
+    """Prometheus port of a Celery worker's main process (0 = off)."""
+
+    heartbeat_interval_s: float = Field(5.0, gt=0, validation_alias=_env("HEARTBEAT_INTERVAL_S"))
+    """How often bridge and beat write their heartbeat key to Redis."""
+
+    data_dir: Path = Field(Path(".gridmon"), validation_alias=_env("DATA_DIR"))
+    """Working directory for local state (models, ground truth, embedded services)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_db_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme == "postgres":
+            scheme = "postgresql"
+        if scheme != "postgresql":
+            raise ValueError(f"GRIDMON_DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
+        return urlunsplit((scheme, *parts[1:]))
+
+    @field_validator("admin_token", "read_token", "flower_password", "mqtt_username", "mqtt_password")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("admin_token", "read_token")
+    @classmethod
+    def _reject_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and (value.lower() in _PLACEHOLDER_SECRETS or len(value) < 16):
+            raise ValueError("token is a placeholder or shorter than 16 characters; generate one")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_celery_urls(self) -> Settings:
+        if not self.broker_url:
+            self.broker_url = self.redis_url
+        if not self.result_backend:
+            self.result_backend = self.redis_url
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with SQLAlchemy's psycopg 3 driver named."""
+        return self.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+    @property
+    def subscription_topic(self) -> str:
+        """The topic filter the bridge subscribes to (shared subscription when configured)."""
+        if self.mqtt_shared_group:
+            return f"$share/{self.mqtt_shared_group}/{self.mqtt_topic}"
+        return self.mqtt_topic
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests call `get_settings.cache_clear()`)."""
+    return Settings()

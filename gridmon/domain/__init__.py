@@ -1,0 +1,1 @@
+"""Pure domain code: reading model and validation (no I/O)."""

@@ -1,0 +1,1 @@
+"""Repositories: the SQL that reads and writes gridmon's tables."""

@@ -1,0 +1,1 @@
+"""Celery task modules, one per area. Thin: each task calls into `gridmon`."""

@@ -1,0 +1,69 @@
+"""Ingest tasks: store a bridge batch.
+
+acks_late + reject_on_worker_lost: a batch whose worker dies mid-write goes back to the queue and
+is written again; the primary key makes the second write a no-op for rows already committed.
+Only transient database errors are retried (with backoff, without limit: dropping a batch
+would lose readings); a batch the database refuses as data goes to dead_letters whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+import sqlalchemy.exc
+from celery import Task
+
+from gridmon import db, ingest
+from gridmon.celery import app
+from gridmon.storage.readings import DeadLetter, write_dead_letters
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_DB_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+@app.task(
+    bind=True,
+    name="workers.ingest.ingest_batch",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def ingest_batch(self: Task, readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None = None) -> dict[str, int]:
+    """Store one micro-batch of readings (and the bridge's dead letters) in one transaction."""
+    try:
+        result = ingest.store_batch(readings, dead)
+    except TRANSIENT_DB_ERRORS:
+        log.warning("database unavailable, batch will be retried readings=%d retries=%d", len(readings), self.request.retries)
+        raise
+    except (psycopg.DataError, psycopg.IntegrityError, sqlalchemy.exc.DataError) as exc:
+        log.error("batch refused by database, dead-lettering it readings=%d error=%s", len(readings), exc)
+        _dead_letter_batch(readings, dead, str(exc))
+        return {"received": len(readings), "inserted": 0, "duplicates": 0, "dead_letters": len(readings)}
+    return {
+        "received": result.received,
+        "inserted": result.inserted,
+        "duplicates": result.duplicates,
+        "dead_letters": result.dead_letters,
+    }
+
+
+def _dead_letter_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None, detail: str) -> None:
+    import time
+
+    from gridmon.bridge.wire import decode_dead
+
+    now = time.time()
+    letters = [DeadLetter(now, "ingest", orjson.dumps(list(r)), "ingest_refused", detail[:500]) for r in readings]
+    letters += [decode_dead(item) for item in dead or ()]
+    with db.connection() as conn, conn.cursor() as cur:
+        write_dead_letters(cur, letters)
