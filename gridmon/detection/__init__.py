@@ -1,0 +1,1 @@
+"""Anomaly detection: pure functions over frames of readings (no I/O)."""

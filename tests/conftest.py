@@ -1,0 +1,87 @@
+"""Test fixtures against the real services.
+
+Tests use their own database (GRIDMON_TEST_DATABASE_URL, default `gridmon_test` on the local
+server) and their own Redis database number (GRIDMON_TEST_REDIS_URL, default db 15), so a running
+gridmon on the same machine is not disturbed. The environment is set here, before any gridmon
+module reads settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+TEST_DB_URL = os.environ.get("GRIDMON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gridmon_test")
+TEST_REDIS_URL = os.environ.get("GRIDMON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+os.environ["GRIDMON_DATABASE_URL"] = TEST_DB_URL
+os.environ["GRIDMON_REDIS_URL"] = TEST_REDIS_URL
+os.environ.setdefault("GRIDMON_BROKER_URL", TEST_REDIS_URL)
+os.environ["GRIDMON_BRIDGE_METRICS_PORT"] = "0"
+os.environ["GRIDMON_WORKER_METRICS_PORT"] = "0"
+os.environ.setdefault("GRIDMON_DATA_DIR", "/tmp/gridmon-test-data")
+for legacy in ("DB_DSN", "REDIS_URL", "BROKER_HOST", "BROKER_PORT"):
+    os.environ.pop(legacy, None)
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from gridmon.config import get_settings  # noqa: E402
+
+get_settings.cache_clear()
+
+# Tables emptied before each test that asks for `db` (those that exist; later migrations add more).
+_DATA_TABLES = ("sensor_readings", "devices", "dead_letters")
+
+
+def _admin_url(url: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return base + "/postgres"
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> str:
+    """A freshly created test database, migrated to the latest schema (once per session)."""
+    from gridmon.db import dispose_engine, migrate
+
+    name = TEST_DB_URL.rsplit("/", 1)[1]
+    with psycopg.connect(_admin_url(TEST_DB_URL), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    dispose_engine()
+    migrate(TEST_DB_URL)
+    return TEST_DB_URL
+
+
+@pytest.fixture()
+def db(migrated_database: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the emptied test database."""
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        existing = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ]
+        keep = set(_DATA_TABLES) | set(existing)
+        tables = sorted(keep & set(existing))
+        if tables:
+            conn.execute(
+                sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+            )
+        yield conn
+
+
+@pytest.fixture()
+def redis_client() -> Iterator[redis.Redis]:
+    """The test Redis database, emptied."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.close()
