@@ -83,7 +83,13 @@ def upgrade() -> None:
             device_id  text PRIMARY KEY,
             first_seen timestamptz NOT NULL,
             last_seen  timestamptz NOT NULL,
-            metadata   jsonb NOT NULL DEFAULT '{}'::jsonb
+            metadata   jsonb NOT NULL DEFAULT '{}'::jsonb,
+            -- the device profile (set through the API; NULL = global defaults apply)
+            kind              text,
+            location          text,
+            nominal_voltage   double precision,
+            rated_current     double precision,
+            temperature_limit double precision
         )
         """
     )
