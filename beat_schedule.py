@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridmon.config import Settings
+from gridmon.maintenance.model import PREDICT_INTERVAL_S
 
 
 def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -20,5 +21,21 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.heartbeat_interval_s,
             "options": {"expires": settings.heartbeat_interval_s},
         },
+        "maintenance-predict": {
+            "task": "workers.maintenance.predict",
+            "schedule": PREDICT_INTERVAL_S,
+            "options": {"queue": "maintenance", "expires": PREDICT_INTERVAL_S},
+        },
+    }
+    # --- detection and alerts: scan every minute, retrain hourly (both expire before the next run)
+    schedule["anomaly-scan"] = {
+        "task": "workers.scanning.scan",
+        "schedule": settings.scan_interval_s,
+        "options": {"queue": "scan", "expires": settings.scan_interval_s},
+    }
+    schedule["model-retrain"] = {
+        "task": "workers.training.retrain",
+        "schedule": settings.retrain_interval_s,
+        "options": {"queue": "ml", "expires": settings.retrain_interval_s},
     }
     return schedule

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     batch_max_age_ms: int = Field(100, ge=1, validation_alias=_env("BATCH_MAX_AGE_MS"))
     """Oldest a reading may wait in the bridge before its batch is sent."""
 
+    batch_idle_ms: float = Field(5.0, gt=0, validation_alias=_env("BATCH_IDLE_MS"))
+    """A batch is also sent when no message arrived for this long (the stream paused)."""
+
     max_payload_bytes: int = Field(64 * 1024, ge=64, validation_alias=_env("MAX_PAYLOAD_BYTES"))
     """Larger MQTT payloads are dead-lettered as `too_large`."""
 
@@ -179,6 +182,74 @@ class Settings(BaseSettings):
         if self.mqtt_shared_group:
             return f"$share/{self.mqtt_shared_group}/{self.mqtt_topic}"
         return self.mqtt_topic
+
+    # --- detection and alerts ---------------------------------------------------------------
+    voltage_limits: tuple[float, float] = Field((200.0, 250.0), validation_alias=_env("VOLTAGE_LIMITS"))
+    """Global safe voltage range in V, inclusive (JSON `[low, high]`); device profiles override it."""
+
+    current_limits: tuple[float, float] = Field((0.0, 10.0), validation_alias=_env("CURRENT_LIMITS"))
+    """Global safe current range in A, inclusive (JSON `[low, high]`)."""
+
+    temperature_limits: tuple[float, float] = Field((0.0, 80.0), validation_alias=_env("TEMPERATURE_LIMITS"))
+    """Global safe temperature range in °C, inclusive (JSON `[low, high]`)."""
+
+    retrain_interval_s: float = Field(3600.0, gt=0, validation_alias=_env("RETRAIN_INTERVAL_S"))
+    """How often beat retrains the IsolationForest (on the `ml` queue)."""
+
+    retrain_window_h: float = Field(24.0, gt=0, validation_alias=_env("RETRAIN_WINDOW_H"))
+    """Hours of recent readings a retrain learns from."""
+
+    retrain_max_samples: int = Field(1_000_000, ge=1000, validation_alias=_env("RETRAIN_MAX_SAMPLES"))
+    """Most readings a retrain loads; above this it keeps the most recent ones."""
+
+    target_false_alarm_rate: float = Field(0.001, gt=0, lt=0.5, validation_alias=_env("TARGET_FALSE_ALARM_RATE"))
+    """Share of training readings above the IsolationForest threshold (calibrates the threshold)."""
+
+    model_dir: Path | None = Field(None, validation_alias=_env("MODEL_DIR"))
+    """Where model artifacts (joblib) are written. Default `<data_dir>/models`."""
+
+    scan_interval_s: float = Field(60.0, gt=0, validation_alias=_env("SCAN_INTERVAL_S"))
+    """How often beat runs the incremental scan."""
+
+    scan_safety_lag_s: float = Field(1.0, ge=0, validation_alias=_env("SCAN_SAFETY_LAG_S"))
+    """A scan reads rows ingested at least this long ago (besides waiting for open transactions)."""
+
+    scan_max_rows: int = Field(200_000, ge=100, validation_alias=_env("SCAN_MAX_ROWS"))
+    """Most new readings one scan step loads; a backlog is worked off in several steps."""
+
+    scan_history_s: float = Field(7200.0, ge=0, validation_alias=_env("SCAN_HISTORY_S"))
+    """Seconds of each device's earlier readings loaded as baseline context for the new ones. A
+    statistical fault longer than this (minus the 15-minute baseline window) fades into the baseline."""
+
+    scan_initial_lookback_s: float = Field(3600.0, ge=0, validation_alias=_env("SCAN_INITIAL_LOOKBACK_S"))
+    """On the very first scan, how far back (by ingest time) to start."""
+
+    episode_gap_s: float = Field(120.0, gt=0, validation_alias=_env("EPISODE_GAP_S"))
+    """Anomalies of one device and metric closer than this are one episode (one alert); an episode
+    ends when the device's readings run this far past its last anomaly without another."""
+
+    stale_factor: float = Field(5.0, gt=1, validation_alias=_env("STALE_FACTOR"))
+    """A device silent for longer than this many times its usual interval raises `no_data`."""
+
+    stale_min_s: float = Field(30.0, ge=0, validation_alias=_env("STALE_MIN_S"))
+    """…and for at least this long, so a fast device's hiccup is not an alert."""
+
+    alerts_list_max: int = Field(10_000, ge=1, validation_alias=_env("ALERTS_LIST_MAX"))
+    """Length cap of the `alerts:anomalies` Redis list (LTRIM after each push)."""
+
+    alerts_stream_maxlen: int = Field(100_000, ge=1, validation_alias=_env("ALERTS_STREAM_MAXLEN"))
+    """Approximate length cap of the `alerts:anomalies:stream` Redis stream (XADD MAXLEN ~)."""
+
+    @model_validator(mode="after")
+    def _derive_model_dir(self) -> Settings:
+        if self.model_dir is None:
+            self.model_dir = self.data_dir / "models"
+        return self
+
+    @property
+    def models_path(self) -> Path:
+        """The model artifact directory (`model_dir`, defaulted from `data_dir`)."""
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
 
 
 @functools.lru_cache(maxsize=1)

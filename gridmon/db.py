@@ -89,8 +89,7 @@ def ensure_database(url: str | None = None) -> bool:
             return True
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
-            f"PostgreSQL unreachable at {parts_for_log(url)}: {exc}".strip()
-            + " (set GRIDMON_DATABASE_URL)"
+            f"PostgreSQL unreachable at {parts_for_log(url)}: {exc}".strip() + " (set GRIDMON_DATABASE_URL)"
         ) from exc
 
 
@@ -102,9 +101,8 @@ def parts_for_log(url: str) -> str:
 
 def migrate(url: str | None = None, revision: str = "heads") -> None:
     """`alembic upgrade heads` on the configured database, creating the database first if missing."""
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     url = url or get_settings().database_url
     ensure_database(url)

@@ -19,7 +19,8 @@ from celery import Task
 
 from gridmon import db, ingest
 from gridmon.celery import app
-from gridmon.storage.readings import DeadLetter, write_dead_letters
+from gridmon.domain.readings import DeadLetter
+from gridmon.storage.readings import write_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,16 @@ TRANSIENT_DB_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError
     max_retries=None,
     ignore_result=True,
 )
-def ingest_batch(self: Task, readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None = None) -> dict[str, int]:
+def ingest_batch(
+    self: Task, readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None = None
+) -> dict[str, int]:
     """Store one micro-batch of readings (and the bridge's dead letters) in one transaction."""
     try:
         result = ingest.store_batch(readings, dead)
     except TRANSIENT_DB_ERRORS:
-        log.warning("database unavailable, batch will be retried readings=%d retries=%d", len(readings), self.request.retries)
+        log.warning(
+            "database unavailable, batch will be retried readings=%d retries=%d", len(readings), self.request.retries
+        )
         raise
     except (psycopg.DataError, psycopg.IntegrityError, sqlalchemy.exc.DataError) as exc:
         log.error("batch refused by database, dead-lettering it readings=%d error=%s", len(readings), exc)

@@ -10,8 +10,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-from gridmon.domain.readings import Rejection
-from gridmon.storage.readings import DeadLetter
+from gridmon.domain.readings import DeadLetter, Rejection
 
 
 def encode_dead(received_at: float, topic: str, payload: bytes, rejection: Rejection) -> list[Any]:

@@ -24,11 +24,12 @@ def migrate(revision: str) -> None:
 
 
 @click.command()
-def bridge() -> None:
+@click.option("--client-id", default=None, help="MQTT client id (default GRIDMON_MQTT_CLIENT_ID); one per bridge.")
+def bridge(client_id: str | None) -> None:
     """Run the MQTT → Celery bridge (same as `python mqtt_bridge.py`)."""
     from gridmon.bridge.service import run
 
-    sys.exit(run())
+    sys.exit(run(client_id))
 
 
 def register(group: click.Group) -> None:

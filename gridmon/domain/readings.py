@@ -56,6 +56,17 @@ class Rejection:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A payload that could not be turned into a reading, as stored in `dead_letters`."""
+
+    received_at: float
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+
+
 # Reasons, as stored in dead_letters.reason and labelled in metrics.
 TOO_LARGE = "too_large"
 NOT_JSON = "not_json"
@@ -200,7 +211,9 @@ def parse_reading(
             raise _Invalid(MISSING_FIELD, "field 'timestamp' is missing")
         ts = parse_timestamp(raw_ts)
         if ts > now + max_future_s:
-            raise _Invalid(FUTURE_TIMESTAMP, f"timestamp is {ts - now:.0f} s in the future (limit {max_future_s:.0f} s)")
+            raise _Invalid(
+                FUTURE_TIMESTAMP, f"timestamp is {ts - now:.0f} s in the future (limit {max_future_s:.0f} s)"
+            )
         voltage = _metric(obj, "voltage")
         current = _metric(obj, "current")
         temperature = _metric(obj, "temperature")

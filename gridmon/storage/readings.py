@@ -3,7 +3,8 @@
 A batch is COPYed into a per-connection temporary staging table, then moved into
 `sensor_readings` with `INSERT … ON CONFLICT DO NOTHING`: a redelivered batch (worker killed,
 broker redelivery, MQTT resend) is stored once, and the statement's row count tells inserted
-from duplicate readings.
+from duplicate readings. `ingested_at` is the time the row was written (clock_timestamp(), a few
+milliseconds before the batch commits), not the transaction start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import orjson
 import psycopg
 
+from gridmon.domain.readings import DeadLetter
+
 log = logging.getLogger(__name__)
 
 # ON COMMIT DELETE ROWS: the staging table survives on the pooled connection, emptied by commit.
@@ -27,8 +30,9 @@ CREATE TEMP TABLE IF NOT EXISTS gridmon_staging (
 """
 _COPY_STAGING = "COPY gridmon_staging (device_id, ts_epoch, voltage, current, temperature, extra) FROM STDIN"
 _MOVE = """
-INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature, extra)
-SELECT device_id, to_timestamp(ts_epoch), voltage, current, temperature, extra FROM gridmon_staging
+INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature, extra, ingested_at)
+SELECT device_id, to_timestamp(ts_epoch), voltage, current, temperature, extra, clock_timestamp()
+FROM gridmon_staging
 ON CONFLICT (device_id, ts) DO NOTHING
 """
 # Ordered by device_id so concurrent batches lock device rows in the same order (no deadlock).
@@ -54,17 +58,6 @@ class WriteResult:
     dead_letters: int
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A payload the bridge could not turn into a reading."""
-
-    received_at: float
-    topic: str
-    payload: bytes
-    reason: str
-    detail: str
-
-
 def _escape(text: str) -> str:
     # COPY text format: backslash, tab, newline and carriage return must be escaped.
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
@@ -77,9 +70,7 @@ def _copy_text(rows: Sequence[Sequence[Any]]) -> bytes:
     lines = []
     for device_id, ts, voltage, current, temperature, extra in rows:
         extra_text = _escape(orjson.dumps(extra).decode()) if extra else "\\N"
-        lines.append(
-            f"{_escape(device_id)}\t{ts!r}\t{voltage!r}\t{current!r}\t{temperature!r}\t{extra_text}\n"
-        )
+        lines.append(f"{_escape(device_id)}\t{ts!r}\t{voltage!r}\t{current!r}\t{temperature!r}\t{extra_text}\n")
     return "".join(lines).encode()
 
 

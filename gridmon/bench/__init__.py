@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure the real paths and print one JSON line last."""

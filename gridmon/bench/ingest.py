@@ -1,0 +1,138 @@
+"""`gridmon bench ingest`: the real path publisher → Mosquitto → bridge → Celery → PostgreSQL.
+
+Two phases on a private stack (see `stack.py`):
+- live: the bridge runs, N readings are published (at `rate`, or as fast as the publisher can),
+  each stamped when it is published; e2e_rate = N / (first publish → last row seen stored);
+  latency per reading = ingested_at (row written) − its timestamp.
+- drain: the bridge is stopped (its persistent session stays), N readings are published and
+  queued by Mosquitto, the bridge is started; drain_rate = N / (bridge process start → last row
+  seen stored). This measures the pipeline without the publisher.
+copy_limit_rate: a plain COPY of the same N rows into a scratch table, same database, same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from gridmon.bench.stack import IngestStack
+from gridmon.simulator.payload import make_load_payloads
+from gridmon.simulator.publisher import publish_readings
+from gridmon.storage.readings import _copy_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PhaseResult:
+    published: int
+    stored: int
+    duplicates: int
+    publish_rate: float
+    rate: float
+
+
+def _settle_timeout(n: int) -> float:
+    return max(60.0, n / 2000.0)
+
+
+def _latencies(database_url: str) -> tuple[float, float]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lat),
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY lat)
+               FROM (SELECT extract(epoch FROM ingested_at - ts) * 1000 AS lat FROM sensor_readings) s"""
+        ).fetchone()
+    return (float(row[0]), float(row[1])) if row and row[0] is not None else (float("nan"), float("nan"))
+
+
+def live_phase(stack: IngestStack, n: int, rate: float | None, devices: int) -> tuple[PhaseResult, float, float]:
+    stack.truncate()
+    dup_before = stack.worker_counter("gridmon_readings_duplicate_total")
+    started = time.time()
+    stats = publish_readings(
+        make_load_payloads(n, devices=devices, seed=1),
+        host="127.0.0.1",
+        port=stack.mosquitto.port,
+        rate=rate,
+        client_id="gridmon-bench-live",
+    )
+    stored, seen = stack.wait_for_rows(n, _settle_timeout(n))
+    p50, p99 = _latencies(stack.database_url)
+    dups = int(stack.worker_counter("gridmon_readings_duplicate_total") - dup_before)
+    result = PhaseResult(n, stored, dups, stats.rate, stored / (seen - started) if seen > started else 0.0)
+    return result, p50, p99
+
+
+def drain_phase(stack: IngestStack, n: int, devices: int) -> PhaseResult:
+    stack.stop_bridge()
+    stack.truncate()
+    dup_before = stack.worker_counter("gridmon_readings_duplicate_total")
+    stats = publish_readings(
+        make_load_payloads(n, devices=devices, seed=2),
+        host="127.0.0.1",
+        port=stack.mosquitto.port,
+        client_id="gridmon-bench-drain",
+    )
+    started = time.time()
+    stack.start_bridge()
+    stored, seen = stack.wait_for_rows(n, _settle_timeout(n))
+    dups = int(stack.worker_counter("gridmon_readings_duplicate_total") - dup_before)
+    return PhaseResult(n, stored, dups, stats.rate, stored / (seen - started) if seen > started else 0.0)
+
+
+def copy_limit(database_url: str, n: int, devices: int) -> float:
+    """Rows/s of one COPY of n readings into a scratch table shaped like sensor_readings."""
+    rows = []
+    base = time.time()
+    for k in range(n):
+        rows.append((f"sensor_{k % devices:04d}", base + k * 0.001, 230.0, 4.0, 35.0, None))
+    data = _copy_text(rows)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TEMP TABLE bench_copy (LIKE sensor_readings INCLUDING DEFAULTS) ON COMMIT DROP")
+        conn.execute("ALTER TABLE bench_copy ALTER COLUMN ts TYPE double precision USING 0")
+        started = time.perf_counter()
+        with conn.cursor().copy(
+            "COPY bench_copy (device_id, ts, voltage, current, temperature, extra) FROM STDIN"
+        ) as copy:
+            copy.write(data)
+        conn.commit()
+        return n / (time.perf_counter() - started)
+
+
+def run_ingest_bench(
+    *, database_url: str, readings: int, rate: float | None, devices: int, workers: int, broker_url: str | None = None
+) -> dict[str, Any]:
+    stack = IngestStack(database_url=database_url, workers=workers, broker_url=broker_url)
+    try:
+        stack.start()
+        stack.start_bridge()
+        stack.wait_flowing()
+        live, p50, p99 = live_phase(stack, readings, rate, devices)
+        drain = drain_phase(stack, readings, devices)
+        limit = copy_limit(database_url, readings, devices)
+    finally:
+        stack.stop()
+    return {
+        "readings": readings,
+        "stored": live.stored + drain.stored,
+        "lost": (live.published - live.stored) + (drain.published - drain.stored),
+        "duplicates": live.duplicates + drain.duplicates,
+        "publish_rate": round(live.publish_rate, 1),
+        "e2e_rate": round(live.rate, 1),
+        "drain_rate": round(drain.rate, 1),
+        "p50_latency_ms": round(p50, 1),
+        "p99_latency_ms": round(p99, 1),
+        "copy_limit_rate": round(limit, 1),
+        "phases": {
+            "live": {"stored": live.stored, "lost": live.published - live.stored, "duplicates": live.duplicates},
+            "drain": {"stored": drain.stored, "lost": drain.published - drain.stored, "duplicates": drain.duplicates},
+        },
+        "workers": workers,
+        "devices": devices,
+        "rate_target": rate,
+    }

@@ -1,0 +1,217 @@
+"""The bridge process: MQTT subscription → validation → micro-batches → Celery ingest task.
+
+Thin by design: decode and validate (`gridmon.domain.readings`), batch (`Batcher`), hand off
+(`workers.ingest.ingest_batch`), acknowledge, count. Nothing here touches the database.
+
+- QoS 1 subscription on a persistent session (MQTT 5 session expiry, or clean_session=False on
+  3.1.1) with manual acknowledgement: readings published while the bridge is down are delivered
+  when it returns, and a reading is acknowledged only after its batch reached the Celery broker.
+- Bad payloads travel in the same batch as dead letters, so they are recorded, never dropped.
+- SIGTERM/SIGINT: stop taking messages, hand over and acknowledge the pending batch, disconnect.
+  Messages that arrive during shutdown stay unacknowledged and are redelivered next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from kombu.exceptions import OperationalError as BrokerError
+
+from gridmon import metrics
+from gridmon.bridge.batcher import Ack, Batch, Batcher
+from gridmon.bridge.mqtt import make_client, session_properties
+from gridmon.bridge.wire import encode_dead
+from gridmon.config import Settings, get_settings
+from gridmon.domain.readings import Rejection, parse_reading
+from gridmon.heartbeat import BRIDGE, bridge_key, write_heartbeat
+
+log = logging.getLogger(__name__)
+
+INGEST_TASK = "workers.ingest.ingest_batch"
+
+
+class Bridge:
+    """One MQTT subscription feeding the ingest task."""
+
+    def __init__(self, settings: Settings, client_id: str | None = None):
+        from gridmon.celery import app
+
+        self.settings = settings
+        self.client_id = client_id or settings.mqtt_client_id
+        self._app = app
+        self._metrics = metrics.bridge()
+        self._client = make_client(settings, self.client_id, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.fast_handler = self._on_publish
+        self._generation = 0  # bumped per connection: ids of an old connection are never acked
+        self._accepting = True
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._batcher = Batcher(
+            self._handoff,
+            self._ack,
+            max_items=settings.batch_max_readings,
+            max_age_s=settings.batch_max_age_ms / 1000.0,
+            idle_s=settings.batch_idle_ms / 1000.0,
+        )
+        self.handed_over = 0
+
+    # --- MQTT callbacks (network thread) ---------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _ud: Any, flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error(
+                "mqtt connect refused reason=%s host=%s port=%d",
+                reason,
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+            )
+            return
+        self._generation += 1
+        topic = self.settings.subscription_topic
+        client.subscribe(topic, qos=1)
+        log.info(
+            "mqtt connected host=%s port=%d topic=%s session_present=%s client_id=%s",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            topic,
+            getattr(flags, "session_present", None),
+            self.client_id,
+        )
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("mqtt connection lost reason=%s; reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        # paho's own path (QoS 2, or when the fast path is unavailable).
+        self._on_publish(msg.topic, msg.payload, msg.mid, msg.qos)
+
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        if not self._accepting:
+            return  # shutting down: left unacknowledged, the broker redelivers it
+        ack: Ack | None = (self._generation, mid, qos) if qos else None
+        now = time.time()
+        result = parse_reading(
+            topic,
+            payload,
+            now,
+            max_payload_bytes=self.settings.max_payload_bytes,
+            max_future_s=self.settings.max_future_s,
+        )
+        if isinstance(result, Rejection):
+            self._metrics.validation_errors.inc()
+            self._metrics.dead_letters.labels(result.reason).inc()
+            log.info("payload rejected reason=%s topic=%s detail=%s", result.reason, topic, result.detail)
+            self._batcher.add_dead(encode_dead(now, topic, payload, result), ack)
+        else:
+            self._batcher.add_reading(tuple(result), ack)  # plain tuple: orjson encodes it natively
+
+    # --- flusher thread ----------------------------------------------------------------------
+    def _handoff(self, batch: Batch) -> None:
+        """Publish the batch to the Celery broker; on broker errors retry until it is accepted."""
+        delay = 0.5
+        while True:
+            started = time.monotonic()
+            try:
+                # By name: the bridge does not import the worker's database stack.
+                self._app.send_task(INGEST_TASK, args=(batch.readings, batch.dead), retry=False)
+            except (BrokerError, OSError, ConnectionError) as exc:
+                self._metrics.errors.inc()
+                log.warning("celery broker refused batch items=%d error=%s; retrying in %.1fs", len(batch), exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            took = time.monotonic() - started
+            self._metrics.batches.inc()
+            self._metrics.messages.inc(len(batch))
+            self._metrics.batch_size.observe(len(batch))
+            self._metrics.handoff_seconds.observe(took)
+            self.handed_over += len(batch)
+            log.info(
+                "batch handed over readings=%d dead_letters=%d handoff_ms=%.1f",
+                len(batch.readings),
+                len(batch.dead),
+                took * 1000,
+            )
+            return
+
+    def _ack(self, acks: list[Ack]) -> None:
+        generation = self._generation
+        # Ids from an earlier connection are not acknowledged: the broker redelivers those
+        # messages on the new connection, and the second copy is stored once (primary key).
+        current = [(mid, qos) for gen, mid, qos in acks if gen == generation]
+        self._client.ack_many(current)
+        stale = len(acks) - len(current)
+        if stale:
+            log.info("acks skipped after reconnect count=%d (messages will be redelivered)", stale)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect (retrying in the background) and start the network and flusher threads."""
+        self._batcher.start()
+        self._client.connect_async(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=self.settings.mqtt_keepalive_s,
+            clean_start=False,
+            properties=session_properties(self.settings),
+        )
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Graceful stop: hand over and acknowledge what is buffered, then disconnect."""
+        self._stop.set()
+        self._accepting = False
+        flushed = self._batcher.close(timeout)
+        time.sleep(0.2)  # let the network thread write the queued PUBACKs before DISCONNECT
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("bridge stopped flushed=%s handed_over=%d", flushed, self.handed_over)
+        return flushed
+
+    def heartbeat(self) -> None:
+        write_heartbeat(bridge_key(self.client_id), time.time(), BRIDGE)
+
+    def wait(self) -> None:
+        """Block until stop is requested, writing the heartbeat meanwhile."""
+        interval = self.settings.heartbeat_interval_s
+        while not self._stop.wait(interval):
+            self.heartbeat()
+
+
+def run(client_id: str | None = None) -> int:
+    """Run a bridge until SIGTERM/SIGINT. Returns the process exit code."""
+    settings = get_settings()
+    if settings.bridge_metrics_port:
+        metrics.serve(settings.bridge_metrics_port)
+    bridge = Bridge(settings, client_id)
+    stop_requested = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal received signal=%s; stopping", signal.Signals(signum).name)
+        stop_requested.set()
+        bridge._stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    log.info(
+        "bridge starting mqtt=%s:%d topic=%s batch_max=%d batch_age_ms=%d",
+        settings.mqtt_host,
+        settings.mqtt_port,
+        settings.subscription_topic,
+        settings.batch_max_readings,
+        settings.batch_max_age_ms,
+    )
+    bridge.start()
+    bridge.heartbeat()
+    bridge.wait()
+    return 0 if bridge.stop() else 1

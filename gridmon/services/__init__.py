@@ -1,0 +1,1 @@
+"""Starting local service processes (private brokers for tests and benchmarks, embedded mode)."""
