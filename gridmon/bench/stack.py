@@ -89,8 +89,8 @@ class IngestStack:
         On a fresh broker a bridge's session exists only once it subscribed; a reading published
         before that has no subscriber — hence the repeat.
         """
-        from gridmon.simulator.payload import make_load_payloads
-        from gridmon.simulator.publisher import publish_readings
+        from gridmon.simulator.load import make_load_payloads
+        from gridmon.simulator.load import publish_readings
 
         deadline = time.monotonic() + timeout
         count = 0

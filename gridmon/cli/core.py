@@ -32,6 +32,21 @@ def bridge(client_id: str | None) -> None:
     sys.exit(run(client_id))
 
 
+@click.command()
+@click.option("--no-simulator", is_flag=True, help="Do not start the simulator.")
+def up(no_simulator: bool) -> None:
+    """Run the whole system in the foreground (what `make run` calls); Ctrl-C stops it."""
+    from gridmon.up.run import AlreadyRunning
+    from gridmon.up.run import up as run_up
+
+    try:
+        sys.exit(run_up(simulate=not no_simulator))
+    except AlreadyRunning as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+
+
 def register(group: click.Group) -> None:
     group.add_command(migrate)
     group.add_command(bridge)
+    group.add_command(up)

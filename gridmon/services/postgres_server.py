@@ -47,6 +47,9 @@ class PostgresProcess:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if self._as_root:
                 shutil.chown(self.data_dir, "postgres", "postgres")
+                # the server user must be able to traverse to its directory (temp dirs are 0700)
+                parent = self.data_dir.parent
+                parent.chmod(parent.stat().st_mode | 0o711)
             self._run([_bin("initdb"), "-D", str(pgdata), "-U", "postgres", "-A", "trust", "--no-sync"])
         return self
 

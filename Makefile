@@ -1,0 +1,44 @@
+# gridmon — developer entry points. `make run` starts the whole system, `make test` checks it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install run test lint typecheck unit bench-ingest bench-detect eval clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+## run: migrate and start bridge, workers, beat, API, Flower and the simulator (Ctrl-C stops all)
+run: install
+	$(VENV)/bin/gridmon up
+
+## test: lint, type-check and the whole suite against the real services
+test: install lint typecheck
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -m "not slow"
+
+bench-ingest: install
+	$(VENV)/bin/gridmon bench ingest --readings 300000 --json
+
+bench-detect: install
+	$(VENV)/bin/gridmon bench detect --json
+
+eval: install
+	$(VENV)/bin/gridmon eval --json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

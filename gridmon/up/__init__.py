@@ -1,0 +1,1 @@
+"""`gridmon up`: run the whole system in the foreground (what `make run` calls)."""

@@ -1,0 +1,104 @@
+"""A small foreground supervisor: start gridmon's processes, stop them all on Ctrl-C.
+
+Children get their own process group, so a Ctrl-C in the terminal reaches only this process,
+which then stops the children in reverse start order (SIGTERM, then SIGKILL after a grace
+period): the bridge flushes and acknowledges, workers finish or requeue, nothing is orphaned.
+If a child dies on its own, everything is stopped and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+
+class Supervisor:
+    def __init__(self, env: dict[str, str], cwd: Path, log_dir: Path | None = None, grace_s: float = 20.0):
+        self.env = env
+        self.cwd = cwd
+        self.log_dir = log_dir
+        self.grace_s = grace_s
+        self.children: list[Child] = []
+        self._stopping = False
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(name, args)
+        stdout: Any = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            stdout = (self.log_dir / f"{name}.log").open("ab")
+        child.proc = subprocess.Popen(
+            args,
+            env={**self.env, **(env or {})},
+            cwd=self.cwd,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.children.append(child)
+        log.info("started name=%s pid=%d", name, child.proc.pid)
+        return child
+
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        if not self._stopping:
+            log.info("stopping on %s", signal.Signals(signum).name)
+        self._stopping = True
+
+    def run(self, status: Any = None, status_every_s: float = 2.0) -> int:
+        """Wait until Ctrl-C/SIGTERM or a child exits; then stop everything. Returns an exit code."""
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        code = 0
+        next_status = 0.0
+        while not self._stopping:
+            for child in self.children:
+                if child.proc is not None and child.proc.poll() is not None:
+                    log.error("child exited name=%s code=%s; stopping everything", child.name, child.proc.returncode)
+                    code = 1
+                    self._stopping = True
+                    break
+            if status is not None and time.monotonic() >= next_status:
+                status()
+                next_status = time.monotonic() + status_every_s
+            time.sleep(0.2)
+        self.stop_all()
+        return code
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + self.grace_s
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None:
+                continue
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.warning("child did not stop in time name=%s; killing", child.name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.info("stopped name=%s code=%s", child.name, proc.returncode)
