@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -64,7 +63,7 @@ class Settings(BaseSettings):
     mqtt_shared_group: str | None = Field(None, validation_alias=_env("MQTT_SHARED_GROUP"))
     """When set, subscribe `$share/<group>/<topic>` so several bridges split the load."""
 
-    mqtt_protocol: Literal[5, 4] = Field(5, validation_alias=_env("MQTT_PROTOCOL"))
+    mqtt_protocol: int = Field(5, validation_alias=_env("MQTT_PROTOCOL"))
     """MQTT protocol: 5 (MQTT 5.0, default) or 4 (3.1.1)."""
 
     mqtt_receive_maximum: int = Field(20000, ge=1, le=65535, validation_alias=_env("MQTT_RECEIVE_MAXIMUM"))
@@ -150,6 +149,13 @@ class Settings(BaseSettings):
         if scheme != "postgresql":
             raise ValueError(f"GRIDMON_DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
         return urlunsplit((scheme, *parts[1:]))
+
+    @field_validator("mqtt_protocol")
+    @classmethod
+    def _known_protocol(cls, value: int) -> int:
+        if value not in (4, 5):
+            raise ValueError("GRIDMON_MQTT_PROTOCOL must be 5 (MQTT 5.0) or 4 (MQTT 3.1.1)")
+        return value
 
     @field_validator("admin_token", "read_token", "flower_password", "mqtt_username", "mqtt_password")
     @classmethod

@@ -20,8 +20,7 @@ from typing import Any
 import psycopg
 
 from gridmon.bench.stack import IngestStack
-from gridmon.simulator.load import make_load_payloads
-from gridmon.simulator.load import publish_readings
+from gridmon.simulator.load import make_load_payloads, publish_readings
 from gridmon.storage.readings import _copy_text
 
 log = logging.getLogger(__name__)

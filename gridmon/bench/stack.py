@@ -89,12 +89,15 @@ class IngestStack:
         On a fresh broker a bridge's session exists only once it subscribed; a reading published
         before that has no subscriber — hence the repeat.
         """
-        from gridmon.simulator.load import make_load_payloads
-        from gridmon.simulator.load import publish_readings
+        from gridmon.simulator.load import make_load_payloads, publish_readings
 
         deadline = time.monotonic() + timeout
         count = 0
         while count < 1 and time.monotonic() < deadline:
+            procs_ = [self.worker, self.bridge, *self.extra_bridges]
+            dead = [p for p in procs_ if p is not None and p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"a stack process exited (code {dead[0].returncode}); logs in {self.workdir}")
             payloads = list(make_load_payloads(1, devices=1, seed=99))
             publish_readings(payloads, host="127.0.0.1", port=self.mosquitto.port, client_id="gridmon-probe")
             count, _ = self.wait_for_rows(1, 2.0)

@@ -1,0 +1,103 @@
+"""Settings, the original design's variable names, and the shipped deployment files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from gridmon.config import Settings
+from gridmon.services.mosquitto import QUEUE_SETTINGS, render_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for key in list(__import__("os").environ):
+        if key.startswith("GRIDMON_") or key in ("DB_DSN", "REDIS_URL", "BROKER_HOST", "BROKER_PORT"):
+            monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_defaults_work_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make(monkeypatch)
+    assert s.database_url == "postgresql://postgres@127.0.0.1:5432/gridmon"
+    assert s.broker_url == s.redis_url == "redis://127.0.0.1:6379/0"
+    assert (s.mqtt_host, s.mqtt_port, s.mqtt_topic) == ("127.0.0.1", 1883, "grid/sensors/#")
+    assert s.admin_token is None
+
+
+def test_original_variable_names_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make(monkeypatch, DB_DSN="postgres://u:p@db:5433/grid", BROKER_HOST="mq", BROKER_PORT="1999", REDIS_URL="redis://r:6380/2")
+    assert s.database_url == "postgresql://u:p@db:5433/grid"
+    assert (s.mqtt_host, s.mqtt_port) == ("mq", 1999)
+    assert s.redis_url == s.broker_url == "redis://r:6380/2"
+
+
+def test_gridmon_names_win_and_amqp_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make(
+        monkeypatch,
+        GRIDMON_DATABASE_URL="postgresql+psycopg://a@h/x",
+        GRIDMON_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+        GRIDMON_MQTT_SHARED_GROUP="bridges",
+    )
+    assert s.database_url == "postgresql://a@h/x"
+    assert s.sqlalchemy_url == "postgresql+psycopg://a@h/x"
+    assert s.broker_url == "amqp://guest:guest@127.0.0.1:5672//"
+    assert s.subscription_topic == "$share/bridges/grid/sensors/#"
+
+
+@pytest.mark.parametrize("token", ["changeme", "short", "secret"])
+def test_placeholder_tokens_rejected(monkeypatch: pytest.MonkeyPatch, token: str) -> None:
+    with pytest.raises(ValidationError):
+        make(monkeypatch, GRIDMON_ADMIN_TOKEN=token)
+
+
+def test_non_postgres_url_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="postgresql"):
+        make(monkeypatch, GRIDMON_DATABASE_URL="mysql://x@y/z")
+
+
+def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    make(monkeypatch)
+    env_file = tmp_path / ".env"
+    env_file.write_text("GRIDMON_MQTT_PORT=18883\nGRIDMON_ADMIN_TOKEN=abcdefghijklmnopqrstuvwxyz\n")
+    s = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert s.mqtt_port == 18883
+    assert s.admin_token == "abcdefghijklmnopqrstuvwxyz"
+
+
+def test_compose_mosquitto_conf_has_the_project_queue_settings() -> None:
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    settings = dict(re.findall(r"^(\w+)\s+(\S+)\s*$", conf, flags=re.M))
+    for key, value in QUEUE_SETTINGS.items():
+        assert settings.get(key) == value, key
+    assert "password_file" in settings and settings["allow_anonymous"] == "false"
+    assert re.search(r"^listener 9001\s*\nprotocol websockets", conf, flags=re.M)
+
+
+def test_private_broker_config_is_lossless(tmp_path: Path) -> None:
+    conf = render_config(18830, tmp_path)
+    assert "max_queued_messages 0" in conf and f"persistence_location {tmp_path}/" in conf
+
+
+def test_compose_file_wires_every_process() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("mosquitto", "timescaledb", "redis", "migrate", "bridge", "worker", "beat", "api", "flower", "simulator"):
+        assert name in services, name
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb") and "pg15" in services["timescaledb"]["image"]
+    assert "./deploy/mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in services["mosquitto"]["volumes"]
+    for name in ("pgdata", "redis-data", "mosquitto-data"):
+        assert name in compose["volumes"]
+    assert services["migrate"]["command"] == ["gridmon", "migrate"]
+    assert services["bridge"]["command"] == ["python", "mqtt_bridge.py"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "gridmon", "worker"]
+    env = services["bridge"]["environment"]
+    assert env["GRIDMON_MQTT_HOST"] == "mosquitto" and "GRIDMON_MQTT_PASSWORD" in env
+    assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
