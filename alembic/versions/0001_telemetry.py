@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from gridmon.config import get_settings
 
 revision = "0001"
@@ -42,7 +42,9 @@ def _timescale() -> None:
         {"i": settings.timescale_chunk_interval},
     )
     if settings.timescale_compress_after:
-        op.execute("ALTER TABLE sensor_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id')")
+        op.execute(
+            "ALTER TABLE sensor_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id')"
+        )
         op.get_bind().execute(
             sa.text("SELECT add_compression_policy('sensor_readings', CAST(:a AS interval))"),
             {"a": settings.timescale_compress_after},
