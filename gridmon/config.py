@@ -24,7 +24,9 @@ def _env(name: str, *legacy: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Configuration of every gridmon process. Environment names are `GRIDMON_<FIELD>`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, use_attribute_docstrings=True
+    )
 
     # --- services -------------------------------------------------------------------------
     database_url: str = Field(
