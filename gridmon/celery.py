@@ -66,7 +66,8 @@ def make_app() -> Celery:
         worker_prefetch_multiplier=4,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No task-sent events: each would add a broker round trip to every batch the bridge sends.
+        task_send_sent_event=False,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
         # Redis: a message taken by a worker that died unacknowledged comes back after this long.

@@ -99,8 +99,8 @@ def parts_for_log(url: str) -> str:
     return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
-def migrate(url: str | None = None, revision: str = "heads") -> None:
-    """`alembic upgrade heads` on the configured database, creating the database first if missing."""
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """`alembic upgrade head` on the configured database, creating the database first if missing."""
     from alembic import command
     from alembic.config import Config
 

@@ -18,11 +18,16 @@ import sqlalchemy.exc
 from celery import Task
 
 from gridmon import db, ingest
+from gridmon.alerts import hook as safety_hook
 from gridmon.celery import app
 from gridmon.domain.readings import DeadLetter
 from gridmon.storage.readings import write_dead_letters
 
 log = logging.getLogger(__name__)
+
+# Safety-limit alerts are raised from the ingest path, right after each batch commits, so a
+# 260 V reading alerts within one batch instead of waiting for the next scan.
+safety_hook.install()
 
 TRANSIENT_DB_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 

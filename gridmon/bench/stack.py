@@ -4,6 +4,7 @@ broker), database, worker and bridge — nothing of a running gridmon is touched
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 import urllib.request
@@ -64,7 +65,7 @@ class IngestStack:
                 "GRIDMON_MQTT_PORT": self.mosquitto.port,
                 "GRIDMON_BRIDGE_METRICS_PORT": 0,
                 "GRIDMON_WORKER_METRICS_PORT": self.worker_metrics_port,
-                "GRIDMON_LOG_LEVEL": "WARNING",
+                "GRIDMON_LOG_LEVEL": os.environ.get("GRIDMON_BENCH_LOG_LEVEL", "WARNING"),
                 **overrides,
             }
         )

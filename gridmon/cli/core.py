@@ -10,7 +10,7 @@ from gridmon.db import DatabaseUnavailable
 
 
 @click.command()
-@click.option("--revision", default="heads", show_default=True)
+@click.option("--revision", default="head", show_default=True)
 def migrate(revision: str) -> None:
     """Create the database if missing and apply migrations (alembic upgrade)."""
     from gridmon.db import migrate as run_migrate

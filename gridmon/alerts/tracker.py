@@ -1,0 +1,237 @@
+"""Episode tracking: fold detector findings into alerts, across ingest batches and scans.
+
+An episode is the anomalous readings of one device and metric with no gap longer than
+`episode_gap_s` between them. It is one `alerts` row (its id is the episode id):
+- a finding with no unresolved alert for its (device, metric) opens one → event `opened`;
+- findings within the gap of an unresolved alert's span join it (count, peak, last_seen_at); a
+  higher severity → event `escalated`;
+- a finding more than the gap after the alert's last anomaly resolves it (`resolved`, reason
+  `gap`) and opens a new one;
+- when the scan has read the device's readings more than the gap past the alert's last anomaly
+  and none of them was anomalous for the metric, the alert resolves (reason `normal`);
+- a late finding inside an already-resolved episode's span joins it silently (no new alert for
+  a fault already reported); one before an unresolved alert's span is recorded as a past
+  episode (opened and resolved at once).
+
+Both the ingest hook (safety findings, seconds after a reading is stored) and the scan (all
+detectors) call `apply_findings`; `alert_readings` makes counting idempotent, so the reading the
+hook and the scan both flag is counted once. Writers lock (device, metric) keys in sorted order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from gridmon.alerts import store
+from gridmon.alerts.store import AlertEvent, Row
+from gridmon.detection.base import Finding, severity_rank
+from gridmon.detection.episodes import group_into_episodes
+
+log = logging.getLogger(__name__)
+
+NO_DATA = "no_data"
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """One episode of one key: its extent, its peak and the distinct reading times in it."""
+
+    start: float
+    end: float
+    severity: str
+    value: float
+    score: float
+    detector: str
+    description: str
+    peak_ts: float
+    ts: list[float]
+
+
+def _union(*detectors: str | None) -> str:
+    """`safety` + `forest+statistical` → `forest+safety+statistical` (the pipeline's convention)."""
+    return "+".join(sorted({part for d in detectors if d for part in d.split("+")}))
+
+
+def _outranks(severity: str, score: float, row: Row) -> bool:
+    """Whether a peak (severity, score) beats the alert's: higher severity, then higher score."""
+    current = (severity_rank(row["severity"]), row["score"] if row["score"] is not None else float("-inf"))
+    return (severity_rank(severity), score) > current
+
+
+def _spans(findings: Sequence[Finding], gap_s: float) -> list[_Span]:
+    """Split one key's findings into episodes (the detection package's grouping rule)."""
+    ordered = sorted(findings, key=lambda f: f.ts)
+    spans = []
+    for episode in group_into_episodes(ordered, max_gap_s=gap_s):
+        inside = [f for f in ordered if episode.start <= f.ts <= episode.end]
+        peak = max(inside, key=lambda f: (severity_rank(f.severity), f.score))
+        spans.append(
+            _Span(
+                start=episode.start,
+                end=episode.end,
+                severity=episode.peak_severity,
+                value=episode.peak_value,
+                score=episode.score,
+                detector=episode.detector,
+                description=episode.description,
+                peak_ts=peak.ts,
+                ts=sorted({f.ts for f in inside}),
+            )
+        )
+    spans.sort(key=lambda sp: sp.start)
+    return spans
+
+
+def _count_new(conn: psycopg.Connection, alert_id: int, ts: list[float]) -> int:
+    """Record the readings of this alert; returns how many were not counted before."""
+    cur = conn.execute(
+        "INSERT INTO alert_readings (alert_id, ts) SELECT %s, to_timestamp(t) FROM unnest(%s::float8[]) AS t "
+        "ON CONFLICT DO NOTHING",
+        (alert_id, ts),
+    )
+    return max(cur.rowcount, 0)
+
+
+def _merge(conn: psycopg.Connection, row: Row, span: _Span) -> tuple[Row, AlertEvent | None]:
+    """Join a span to an unresolved alert; emits `escalated` when the severity rises."""
+    added = _count_new(conn, row["id"], span.ts)
+    changes: Row = {
+        "readings_count": row["readings_count"] + added,
+        "opened_at": min(row["opened_at"], store.to_datetime(span.start)),
+        "last_seen_at": max(row["last_seen_at"], store.to_datetime(span.end)),
+    }
+    changes["detector"] = _union(row["detector"], span.detector)
+    escalates = severity_rank(span.severity) > severity_rank(row["severity"])
+    if _outranks(span.severity, span.score, row):
+        changes.update(
+            severity=span.severity,
+            value=span.value,
+            value_ts=store.to_datetime(span.peak_ts),
+            score=span.score,
+            description=span.description,
+        )
+    new = store.update_alert(conn, row["id"], changes)
+    if escalates:
+        return new, store.emit(conn, new, "escalated", span.peak_ts)
+    return new, None
+
+
+def _absorb(conn: psycopg.Connection, row: Row, span: _Span) -> None:
+    """Count late readings of an already-resolved episode; what was published stays as it was."""
+    added = _count_new(conn, row["id"], span.ts)
+    if added:
+        store.update_alert(conn, row["id"], {"readings_count": row["readings_count"] + added})
+
+
+def _covering_resolved(conn: psycopg.Connection, device_id: str, metric: str, span: _Span) -> Row | None:
+    """A resolved alert of this key whose span overlaps `span` (late data of a reported fault)."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"""SELECT {store.COLUMNS} FROM alerts
+                WHERE device_id = %s AND metric = %s AND state = 'resolved'
+                  AND opened_at <= %s AND last_seen_at >= %s
+                ORDER BY opened_at DESC LIMIT 1 FOR UPDATE""",
+            (device_id, metric, store.to_datetime(span.end), store.to_datetime(span.start)),
+        ).fetchone()
+
+
+def _open_new(
+    conn: psycopg.Connection, device_id: str, metric: str, span: _Span, *, past: bool
+) -> tuple[Row, list[AlertEvent]]:
+    row = store.insert_alert(
+        conn,
+        device_id=device_id,
+        metric=metric,
+        detector=span.detector,
+        severity=span.severity,
+        opened_at=span.start,
+        last_seen_at=span.end,
+        value=span.value,
+        value_ts=span.peak_ts,
+        score=span.score,
+        description=span.description,
+        readings_count=len(span.ts),
+        resolved_reason="late" if past else None,
+    )
+    _count_new(conn, row["id"], span.ts)
+    events = [store.emit(conn, {**row, "state": "open", "resolved_at": None}, "opened", span.start)]
+    if past:
+        events.append(store.emit(conn, row, "resolved"))
+    return row, events
+
+
+def _apply_key(
+    conn: psycopg.Connection,
+    device_id: str,
+    metric: str,
+    spans: list[_Span],
+    gap_s: float,
+    seen_until: float | None,
+) -> list[AlertEvent]:
+    events: list[AlertEvent] = []
+    store.lock_key(conn, device_id, metric)
+    current = store.open_alert(conn, device_id, metric)
+    for span in spans:
+        if current is not None:
+            lo = current["opened_at"].timestamp() - gap_s
+            hi = current["last_seen_at"].timestamp() + gap_s
+            if span.end >= lo and span.start <= hi:
+                current, event = _merge(conn, current, span)
+                events += [event] if event else []
+                continue
+            if span.start > hi:
+                _, event = store.resolve_row(conn, current, "gap")
+                events.append(event)
+                current = None
+        covering = _covering_resolved(conn, device_id, metric, span)
+        if covering is not None:
+            _absorb(conn, covering, span)
+        elif current is not None:
+            # Late readings from before the unresolved alert: a separate, finished episode.
+            _, new_events = _open_new(conn, device_id, metric, span, past=True)
+            events += new_events
+        else:
+            current, new_events = _open_new(conn, device_id, metric, span, past=False)
+            events += new_events
+    if current is not None and seen_until is not None and seen_until > current["last_seen_at"].timestamp() + gap_s:
+        _, event = store.resolve_row(conn, current, "normal")
+        events.append(event)
+    return events
+
+
+def apply_findings(
+    conn: psycopg.Connection,
+    findings: Iterable[Finding],
+    *,
+    gap_s: float,
+    seen_until: Mapping[str, float] | None = None,
+) -> list[AlertEvent]:
+    """Fold findings into alerts (caller's transaction) and return the events written.
+
+    `seen_until` (device → latest reading ts just scanned) lets the scan resolve alerts whose
+    device has reported past the gap without the anomaly; the ingest hook passes None, because
+    it only runs the safety check and cannot tell a statistically normal reading.
+    """
+    by_key: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        by_key[(f.device_id, f.metric)].append(f)
+    keys = set(by_key)
+    if seen_until:
+        rows = conn.execute(
+            "SELECT device_id, metric FROM alerts WHERE state <> 'resolved' AND metric <> %s AND device_id = ANY(%s)",
+            (NO_DATA, list(seen_until)),
+        ).fetchall()
+        keys.update((str(d), str(m)) for d, m in rows)
+    events: list[AlertEvent] = []
+    for device_id, metric in sorted(keys):
+        spans = _spans(by_key.get((device_id, metric), []), gap_s)
+        until = seen_until.get(device_id) if seen_until and metric != NO_DATA else None
+        events += _apply_key(conn, device_id, metric, spans, gap_s, until)
+    return events

@@ -1,0 +1,118 @@
+"""API-side Prometheus gauges, computed from the database when scraped.
+
+The bridge (GRIDMON_BRIDGE_METRICS_PORT) and the workers (GRIDMON_WORKER_METRICS_PORT) serve the
+pipeline's counters; the API's `/metrics` serves the state that lives in tables: unresolved
+alerts, stored dead letters by reason, devices online/stale, the active model version, plus the
+API's own request counters. Results are cached for a few seconds so a tight scrape interval (or
+several scrapers) costs the database one round of queries, not one per scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import sqlalchemy.exc
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gridmon.api.params import STALE_AFTER_S
+from gridmon.db import connection
+
+log = logging.getLogger(__name__)
+
+CACHE_S = 5.0
+
+_DEVICES = """
+SELECT count(*) FILTER (WHERE last_seen >= now() - %(stale)s),
+       count(*) FILTER (WHERE last_seen < now() - %(stale)s)
+FROM devices
+"""
+_DEAD = "SELECT reason, count(*) FROM dead_letters GROUP BY reason"
+_ALERTS = "SELECT state, severity, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY state, severity"
+_ACTIVE_MODEL = """
+SELECT id::text, extract(epoch FROM trained_at) FROM model_versions WHERE status = 'active'
+ORDER BY trained_at DESC LIMIT 1
+"""
+
+
+def _exists(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
+
+
+def _families(conn: psycopg.Connection) -> list[Metric]:
+    devices = GaugeMetricFamily(
+        "gridmon_devices", f"Known devices: online = reported within {STALE_AFTER_S} s", labels=["status"]
+    )
+    online, stale = conn.execute(_DEVICES, {"stale": timedelta(seconds=STALE_AFTER_S)}).fetchone() or (0, 0)
+    devices.add_metric(["online"], online)
+    devices.add_metric(["stale"], stale)
+    out: list[Metric] = [devices]
+
+    dead = GaugeMetricFamily("gridmon_dead_letters_stored", "Dead letters in the table, by reason", labels=["reason"])
+    for reason, count in conn.execute(_DEAD):
+        dead.add_metric([reason], count)
+    out.append(dead)
+
+    if _exists(conn, "alerts"):
+        alerts = GaugeMetricFamily(
+            "gridmon_open_alerts",
+            "Unresolved alerts by state (open/acknowledged) and severity",
+            labels=["state", "severity"],
+        )
+        for state, severity, count in conn.execute(_ALERTS):
+            alerts.add_metric([state, severity], count)
+        out.append(alerts)
+
+    if _exists(conn, "model_versions"):
+        info = GaugeMetricFamily(
+            "gridmon_active_model_version",
+            "The active anomaly model version (value 1, id in the label)",
+            labels=["version"],
+        )
+        trained = GaugeMetricFamily(
+            "gridmon_active_model_trained_timestamp_seconds", "When the active anomaly model was trained"
+        )
+        row = conn.execute(_ACTIVE_MODEL).fetchone()
+        if row is not None:
+            info.add_metric([row[0]], 1)
+            trained.add_metric([], float(row[1]))
+        out.extend((info, trained))
+    return out
+
+
+class StateCollector(Collector):
+    """Gauges read from the tables at scrape time (cached for CACHE_S)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: list[Metric] = []
+        self._cached_at = float("-inf")
+        self._ok = True
+
+    def _refresh(self) -> None:
+        try:
+            with connection() as conn:
+                self._cached = _families(conn)
+            self._ok = True
+        except (psycopg.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
+            # A scrape must still answer (with the up-gauge at 0) when the database is away.
+            log.warning("metrics state query failed error=%s", str(exc).splitlines()[0] if str(exc) else exc)
+            self._cached = []
+            self._ok = False
+        self._cached_at = time.monotonic()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._cached_at >= CACHE_S:
+                self._refresh()
+            families, ok = list(self._cached), self._ok
+        up = GaugeMetricFamily("gridmon_api_database_up", "1 when the last state query succeeded")
+        up.add_metric([], 1 if ok else 0)
+        yield up
+        yield from families

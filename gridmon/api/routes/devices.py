@@ -1,0 +1,257 @@
+"""Devices: the fleet list, one device with its recent statistics, and its profile (admin)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gridmon.api.auth import AdminAccess, ReadAccess
+from gridmon.api.errors import BAD_BODY, DATA_RESPONSES, FORBIDDEN, NOT_FOUND
+from gridmon.api.params import (
+    DEFAULT_PAGE,
+    STALE_AFTER_S,
+    Cursor,
+    DeviceId,
+    Limit,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    now_utc,
+)
+from gridmon.db import connection
+
+router = APIRouter(tags=["devices"], responses=DATA_RESPONSES)
+
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # printable: no control characters (and no NUL for PostgreSQL)
+
+
+class DeviceProfile(BaseModel):
+    """What a device is. Safety limits and maintenance use it when set, global defaults otherwise.
+
+    `PUT` replaces the whole profile: a field left out is cleared (back to the defaults).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=32,
+            pattern=r"^[a-z][a-z0-9_-]*$",
+            description="e.g. transformer, feeder, meter",
+            examples=["transformer"],
+        ),
+    ] = None
+    location: Annotated[
+        str | None, Field(min_length=1, max_length=200, pattern=_TEXT_PATTERN, examples=["Substation 4"])
+    ] = None
+    nominal_voltage: Annotated[
+        float | None,
+        Field(gt=0, le=1000, description="Volts; the voltage limits become nominal ±10 %.", examples=[230.0]),
+    ] = None
+    rated_current: Annotated[float | None, Field(gt=0, le=1000, description="Amperes.", examples=[10.0])] = None
+    temperature_limit: Annotated[
+        float | None,
+        Field(gt=-60, le=250, description="°C; the critical temperature for alerts and maintenance.", examples=[80.0]),
+    ] = None
+
+    @field_validator("nominal_voltage", "rated_current", "temperature_limit")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class DeviceSummary(BaseModel):
+    device_id: str
+    first_seen: datetime
+    last_seen: datetime
+    status: Literal["online", "stale"] = Field(description=f"stale = nothing received for {STALE_AFTER_S} s")
+    open_alerts: int = Field(description="Alerts in state `open`.")
+    acknowledged_alerts: int = Field(description="Alerts in state `acknowledged` (not yet resolved).")
+    risk_level: Annotated[str | None, Field(description="Latest maintenance prediction's risk level.")] = None
+    risk_score: float | None = None
+    risk_computed_at: datetime | None = None
+    profile: DeviceProfile
+
+
+class MetricStats(BaseModel):
+    avg: float | None
+    min: float | None
+    max: float | None
+
+
+class LatestReading(BaseModel):
+    ts: datetime
+    voltage: float
+    current: float
+    temperature: float
+    extra: dict[str, float] | None = None
+
+
+class WindowStats(BaseModel):
+    window: str
+    start: datetime
+    end: datetime
+    count: int
+    voltage: MetricStats
+    current: MetricStats
+    temperature: MetricStats
+
+
+class DeviceDetail(DeviceSummary):
+    latest_reading: LatestReading | None
+    stats: WindowStats
+
+
+WINDOWS: dict[str, timedelta] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+Window = Literal["15m", "1h", "6h", "24h", "7d", "30d"]
+
+_SUMMARY_SELECT = """
+SELECT d.device_id, d.first_seen, d.last_seen, d.last_seen >= now() - %(stale)s AS online,
+       COALESCE(a.open, 0), COALESCE(a.acked, 0), p.risk_level, p.risk_score, p.computed_at,
+       d.kind, d.location, d.nominal_voltage, d.rated_current, d.temperature_limit
+FROM devices d
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE al.state = 'open') AS open,
+           count(*) FILTER (WHERE al.state = 'acknowledged') AS acked
+    FROM alerts al WHERE al.device_id = d.device_id AND al.state <> 'resolved'
+) a ON true
+LEFT JOIN LATERAL (
+    SELECT mp.risk_level, mp.risk_score, mp.computed_at FROM maintenance_predictions mp
+    WHERE mp.device_id = d.device_id ORDER BY mp.computed_at DESC LIMIT 1
+) p ON true
+"""
+_LIST = (
+    _SUMMARY_SELECT
+    + """
+WHERE (%(after)s::text IS NULL OR d.device_id > %(after)s)
+  AND (%(status)s::text IS NULL OR (%(status)s = 'online') = (d.last_seen >= now() - %(stale)s))
+  AND (%(kind)s::text IS NULL OR d.kind = %(kind)s)
+ORDER BY d.device_id
+LIMIT %(n)s
+"""
+)
+_ONE = _SUMMARY_SELECT + "WHERE d.device_id = %(device)s"
+_STATS = """
+SELECT count(*), avg(voltage), min(voltage), max(voltage), avg(current), min(current), max(current),
+       avg(temperature), min(temperature), max(temperature)
+FROM sensor_readings WHERE device_id = %s AND ts > %s
+"""
+_LATEST = """
+SELECT ts, voltage, current, temperature, extra FROM sensor_readings WHERE device_id = %s ORDER BY ts DESC LIMIT 1
+"""
+_PUT = """
+UPDATE devices SET kind = %(kind)s, location = %(location)s, nominal_voltage = %(nominal_voltage)s,
+       rated_current = %(rated_current)s, temperature_limit = %(temperature_limit)s
+WHERE device_id = %(device)s
+"""
+
+
+def _summary(row: tuple[Any, ...]) -> DeviceSummary:
+    return DeviceSummary(
+        device_id=row[0],
+        first_seen=row[1],
+        last_seen=row[2],
+        status="online" if row[3] else "stale",
+        open_alerts=row[4],
+        acknowledged_alerts=row[5],
+        risk_level=row[6],
+        risk_score=row[7],
+        risk_computed_at=row[8],
+        profile=DeviceProfile(
+            kind=row[9], location=row[10], nominal_voltage=row[11], rated_current=row[12], temperature_limit=row[13]
+        ),
+    )
+
+
+def _stale() -> timedelta:
+    return timedelta(seconds=STALE_AFTER_S)
+
+
+def fetch_summary(conn: Any, device_id: str) -> DeviceSummary:
+    """One device's summary; 404 when the device has never reported."""
+    row = conn.execute(_ONE, {"device": device_id, "stale": _stale()}).fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
+    return _summary(row)
+
+
+@router.get("/devices", response_model=Page[DeviceSummary], dependencies=ReadAccess, summary="List devices")
+def list_devices(
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    status: Annotated[Literal["online", "stale"] | None, Query(description="Only online or stale devices.")] = None,
+    kind: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")] = None,
+) -> Page[DeviceSummary]:
+    """Devices ordered by id with last seen, online/stale, alert counts and latest risk."""
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    params = {"after": after, "status": status, "kind": kind, "stale": _stale(), "n": limit + 1}
+    with connection() as conn:
+        rows = conn.execute(_LIST, params).fetchall()
+    items = [_summary(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].device_id) if len(rows) > limit else None
+    return Page[DeviceSummary](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/devices/{device_id}",
+    response_model=DeviceDetail,
+    dependencies=ReadAccess,
+    responses=NOT_FOUND,
+    summary="One device with avg/min/max per metric over a window",
+)
+def get_device(
+    device_id: DeviceId,
+    window: Annotated[Window, Query(description="Statistics over the last …")] = "24h",
+) -> DeviceDetail:
+    end = now_utc()
+    start = end - WINDOWS[window]
+    with connection() as conn:
+        summary = fetch_summary(conn, device_id)
+        stats = conn.execute(_STATS, (device_id, start)).fetchone()
+        latest = conn.execute(_LATEST, (device_id,)).fetchone()
+    assert stats is not None
+    window_stats = WindowStats(
+        window=window,
+        start=start,
+        end=end,
+        count=stats[0],
+        voltage=MetricStats(avg=stats[1], min=stats[2], max=stats[3]),
+        current=MetricStats(avg=stats[4], min=stats[5], max=stats[6]),
+        temperature=MetricStats(avg=stats[7], min=stats[8], max=stats[9]),
+    )
+    latest_reading = (
+        LatestReading(ts=latest[0], voltage=latest[1], current=latest[2], temperature=latest[3], extra=latest[4])
+        if latest
+        else None
+    )
+    return DeviceDetail(**dict(summary), latest_reading=latest_reading, stats=window_stats)
+
+
+@router.put(
+    "/devices/{device_id}",
+    response_model=DeviceSummary,
+    dependencies=AdminAccess,
+    responses={**NOT_FOUND, **FORBIDDEN, **BAD_BODY},
+    summary="Set a device's profile (admin)",
+)
+def put_device(device_id: DeviceId, profile: DeviceProfile) -> DeviceSummary:
+    with connection() as conn:
+        cur = conn.execute(_PUT, {**profile.model_dump(), "device": device_id})
+        if cur.rowcount == 0:
+            raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
+        return fetch_summary(conn, device_id)

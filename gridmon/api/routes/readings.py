@@ -1,0 +1,161 @@
+"""`GET /devices/{id}/readings`: raw rows or per-bucket avg/min/max/count over a time range.
+
+Buckets are computed in the database: `time_bucket` when the TimescaleDB extension is installed,
+PostgreSQL's `date_bin` otherwise (both aligned to UTC midnight, so they give the same buckets).
+The range and the number of rows or buckets per response are bounded; a raw response that hit the
+bound says so and tells where to continue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import psycopg
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from gridmon.api.auth import ReadAccess
+from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND
+from gridmon.api.params import DeviceId, IsoDatetime, aware, now_utc, shifted
+from gridmon.db import connection
+
+router = APIRouter(tags=["readings"], responses=DATA_RESPONSES)
+
+BUCKETS: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+Bucket = Literal["raw", "1m", "5m", "1h", "1d"]
+MAX_RAW_ROWS = 10_000
+DEFAULT_RAW_ROWS = 1_000
+MAX_BUCKETS = 10_000
+MAX_RAW_RANGE = timedelta(days=31)
+MAX_RANGE = timedelta(days=3660)
+DEFAULT_RANGE = timedelta(hours=1)
+_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+
+
+class RawReading(BaseModel):
+    ts: datetime
+    voltage: float
+    current: float
+    temperature: float
+    extra: dict[str, float] | None = None
+
+
+class Stats(BaseModel):
+    avg: float
+    min: float
+    max: float
+
+
+class BucketRow(BaseModel):
+    start: datetime = Field(description="Start of the bucket (inclusive).")
+    count: int
+    voltage: Stats
+    current: Stats
+    temperature: Stats
+
+
+class Readings(BaseModel):
+    device_id: str
+    start: datetime
+    end: datetime
+    bucket: Bucket
+    readings: Annotated[list[RawReading] | None, Field(description="Raw rows (bucket=raw), oldest first.")] = None
+    buckets: Annotated[list[BucketRow] | None, Field(description="Buckets with data, oldest first.")] = None
+    truncated: bool = Field(description="True when `limit` rows were returned and more exist in the range.")
+    next_start: Annotated[datetime | None, Field(description="When truncated: pass as `start` to continue.")] = None
+
+
+_RAW = """
+SELECT ts, voltage, current, temperature, extra FROM sensor_readings
+WHERE device_id = %s AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s
+"""
+# The bucketing function is one of two fixed texts, never built from input.
+_BUCKETED_TAIL = """ AS b, count(*), avg(voltage), min(voltage), max(voltage), avg(current), min(current), max(current),
+       avg(temperature), min(temperature), max(temperature)
+FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
+GROUP BY b ORDER BY b
+"""
+_BUCKETED_TIMESCALE = "SELECT time_bucket(%(width)s, ts)" + _BUCKETED_TAIL
+_BUCKETED_DATE_BIN = "SELECT date_bin(%(width)s, ts, %(origin)s)" + _BUCKETED_TAIL
+
+
+def has_timescale(request: Request, conn: psycopg.Connection) -> bool:
+    """Whether `time_bucket` is available (looked up once per app)."""
+    cached: bool | None = getattr(request.app.state, "timescale", None)
+    if cached is None:
+        cached = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+        request.app.state.timescale = cached
+    return cached
+
+
+def _resolve_range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = aware(end) if end is not None else now_utc()
+    start = aware(start) if start is not None else shifted(end, -DEFAULT_RANGE)
+    if start >= end:
+        raise HTTPException(status_code=422, detail="start must be before end")
+    return start, end
+
+
+def _stats(row: tuple[Any, ...], at: int) -> Stats:
+    return Stats(avg=row[at], min=row[at + 1], max=row[at + 2])
+
+
+@router.get(
+    "/devices/{device_id}/readings",
+    response_model=Readings,
+    dependencies=ReadAccess,
+    responses=NOT_FOUND,
+    summary="Raw readings or per-bucket avg/min/max/count",
+)
+def get_readings(
+    request: Request,
+    device_id: DeviceId,
+    start: Annotated[IsoDatetime | None, Query(description="Inclusive; default `end` − 1 h. Naive = UTC.")] = None,
+    end: Annotated[IsoDatetime | None, Query(description="Exclusive; default now.")] = None,
+    bucket: Annotated[Bucket, Query(description="`raw` rows, or bucket width.")] = "raw",
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_RAW_ROWS, description=f"Raw rows per response (1–{MAX_RAW_ROWS}).")
+    ] = DEFAULT_RAW_ROWS,
+) -> Readings:
+    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise."""
+    start, end = _resolve_range(start, end)
+    span = end - start
+    if span > MAX_RANGE:
+        raise HTTPException(status_code=422, detail=f"range is {span.days} days; at most {MAX_RANGE.days} allowed")
+    if bucket == "raw" and span > MAX_RAW_RANGE:
+        raise HTTPException(
+            status_code=422,
+            detail=f"raw range is at most {MAX_RAW_RANGE.days} days; use a bucket (1m, 5m, 1h, 1d) for longer ranges",
+        )
+    if bucket != "raw" and span / BUCKETS[bucket] > MAX_BUCKETS:
+        raise HTTPException(
+            status_code=422,
+            detail=f"{span / BUCKETS[bucket]:.0f} buckets of {bucket} in the range; at most {MAX_BUCKETS} allowed",
+        )
+    with connection() as conn:
+        if conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone() is None:
+            raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
+        result = Readings(device_id=device_id, start=start, end=end, bucket=bucket, truncated=False)
+        if bucket == "raw":
+            rows = conn.execute(_RAW, (device_id, start, end, limit + 1)).fetchall()
+            result.readings = [
+                RawReading(ts=r[0], voltage=r[1], current=r[2], temperature=r[3], extra=r[4]) for r in rows[:limit]
+            ]
+            if len(rows) > limit:
+                result.truncated = True
+                result.next_start = rows[limit][0]
+            return result
+        query = _BUCKETED_TIMESCALE if has_timescale(request, conn) else _BUCKETED_DATE_BIN
+        params = {"device": device_id, "start": start, "end": end, "width": BUCKETS[bucket], "origin": _ORIGIN}
+        rows = conn.execute(query, params).fetchall()
+    result.buckets = [
+        BucketRow(start=r[0], count=r[1], voltage=_stats(r, 2), current=_stats(r, 5), temperature=_stats(r, 8))
+        for r in rows
+    ]
+    return result

@@ -1,0 +1,46 @@
+"""Maintenance tasks: predict failure dates and maintenance risk (periodically and on demand).
+
+Thin: the work is `gridmon.maintenance.service.run_predictions`. acks_late + reject_on_worker_lost
+rerun a prediction whose worker died (a rerun only adds one more history row; notifications are
+decided under a per-device lock, so a level change is announced once). Only transient database
+errors are retried; a Redis outage is not an error here (the outbox keeps notifications). The
+periodic run expires before the next one (beat entry), so a backlog runs once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import sqlalchemy.exc
+from celery import Task
+
+from gridmon.celery import app
+from gridmon.maintenance.model import PREDICT_INTERVAL_S
+from gridmon.maintenance.service import run_predictions
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_DB_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+@app.task(
+    bind=True,
+    name="workers.maintenance.predict",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=PREDICT_INTERVAL_S * 0.8,
+    time_limit=PREDICT_INTERVAL_S * 0.9,
+)
+def predict(self: Task, device_id: str | None = None) -> dict[str, int | str | None]:
+    """Predict for one device (`device_id`) or for every device seen within the lookback window."""
+    try:
+        return run_predictions(device_id).as_dict()
+    except TRANSIENT_DB_ERRORS:
+        log.warning("database unavailable, maintenance run will be retried retries=%d", self.request.retries)
+        raise
