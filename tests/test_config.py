@@ -21,7 +21,7 @@ def make(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
             monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 def test_defaults_work_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +67,7 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     make(monkeypatch)
     env_file = tmp_path / ".env"
     env_file.write_text("GRIDMON_MQTT_PORT=18883\nGRIDMON_ADMIN_TOKEN=abcdefghijklmnopqrstuvwxyz\n")
-    s = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    s = Settings(_env_file=env_file)
     assert s.mqtt_port == 18883
     assert s.admin_token == "abcdefghijklmnopqrstuvwxyz"
 

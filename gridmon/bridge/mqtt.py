@@ -65,11 +65,11 @@ class _BufferedSocket:
         return getattr(self._sock, name)
 
 
-FastHandler = Callable[[str, bytes, int, int], None]
+FastHandler = Callable[[str, bytes | bytearray, int, int], None]
 _MAX_PACKETS_PER_READ = 2000
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
     """MQTT variable byte integer at pos → (value, position after it)."""
     value, shift = 0, 0
     while True:

@@ -96,7 +96,7 @@ class Bridge:
         # paho's own path (QoS 2, or when the fast path is unavailable).
         self._on_publish(msg.topic, msg.payload, msg.mid, msg.qos)
 
-    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+    def _on_publish(self, topic: str, payload: bytes | bytearray, mid: int, qos: int) -> None:
         if not self._accepting:
             return  # shutting down: left unacknowledged, the broker redelivers it
         ack: Ack | None = (self._generation, mid, qos) if qos else None
@@ -112,7 +112,7 @@ class Bridge:
             self._metrics.validation_errors.inc()
             self._metrics.dead_letters.labels(result.reason).inc()
             log.info("payload rejected reason=%s topic=%s detail=%s", result.reason, topic, result.detail)
-            self._batcher.add_dead(encode_dead(now, topic, payload, result), ack)
+            self._batcher.add_dead(encode_dead(now, topic, bytes(payload), result), ack)
         else:
             self._batcher.add_reading(tuple(result), ack)  # plain tuple: orjson encodes it natively
 

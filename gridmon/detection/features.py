@@ -8,7 +8,11 @@ From a `Context` (sorted readings with per-device baselines), per reading:
   no baseline yet), which removes the daily load cycle and the device's own operating point;
 - `<metric>_delta`: change since the device's previous reading (0 for its first reading).
   A change per reading rather than per second: intervals jitter, and a division by a
-  near-zero interval would invent spikes.
+  near-zero interval would invent spikes;
+- `<metric>_trend`: how far the device's baseline centre moved over the last `trend_bins`
+  (30) minutes (0 until it has that much history). A daily cycle moves it a little; a degrading
+  transformer that the rolling baseline would otherwise follow moves it far more than anything
+  in a day of training data.
 
 Non-finite inputs are replaced by fill values learnt at training time (the training median of
 each feature), so a missing extra metric degrades the score gracefully instead of raising.

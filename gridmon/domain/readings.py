@@ -180,7 +180,7 @@ def device_from_topic(topic: str) -> str:
 
 def parse_reading(
     topic: str,
-    payload: bytes,
+    payload: bytes | bytearray,
     now: float,
     *,
     max_payload_bytes: int = 64 * 1024,

@@ -39,7 +39,7 @@ class PostgresProcess:
     def _run(self, args: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         if self._as_root:
             args = ["runuser", "-u", "postgres", "--", *args]
-        return subprocess.run(args, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload,no-any-return]
+        return subprocess.run(args, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
     def init(self) -> PostgresProcess:
         pgdata = self.data_dir / "pgdata"

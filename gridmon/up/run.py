@@ -126,7 +126,7 @@ class Status:
 
 
 def _scalar(conn: psycopg.Connection, query: str) -> int:
-    row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0
 
 
