@@ -26,7 +26,7 @@ def child_env(overrides: Mapping[str, str | int]) -> dict[str, str]:
     return env
 
 
-def _spawn(args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out = log_path.open("ab")
     return subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
@@ -43,18 +43,18 @@ def start_worker(
     """`celery -A gridmon worker` consuming `queues`."""
     args = [sys.executable, "-m", "celery", "-A", "gridmon", "worker", "-Q", queues, "-c", str(concurrency)]
     args += ["-n", hostname, "--without-gossip", "--without-mingle"]
-    return _spawn(args, env, log_path)
+    return spawn(args, env, log_path)
 
 
 def start_beat(env: Mapping[str, str], log_path: Path, schedule_file: Path) -> subprocess.Popen[bytes]:
     """`celery -A gridmon beat` with its schedule state in `schedule_file`."""
     args = [sys.executable, "-m", "celery", "-A", "gridmon", "beat", "-s", str(schedule_file)]
-    return _spawn(args, env, log_path)
+    return spawn(args, env, log_path)
 
 
 def start_bridge(env: Mapping[str, str], log_path: Path, client_id: str) -> subprocess.Popen[bytes]:
     """`python mqtt_bridge.py --client-id ID`."""
-    return _spawn([sys.executable, str(REPO_ROOT / "mqtt_bridge.py"), "--client-id", client_id], env, log_path)
+    return spawn([sys.executable, str(REPO_ROOT / "mqtt_bridge.py"), "--client-id", client_id], env, log_path)
 
 
 def stop(proc: subprocess.Popen[bytes] | None, *, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int | None:
