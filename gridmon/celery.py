@@ -111,10 +111,15 @@ def _fresh_process(**_: Any) -> None:
 
     dispose_engine()
     use_multiprocess_values()
+    from gridmon import tracing
+
+    tracing.setup("gridmon-worker")
 
 
 @signals.worker_process_shutdown.connect
 def _process_gone(pid: int | None = None, **_: Any) -> None:
+    from gridmon import tracing
     from gridmon.metrics import mark_dead
 
     mark_dead(pid or os.getpid())
+    tracing.shutdown()

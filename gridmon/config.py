@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9102, validation_alias=_env("WORKER_METRICS_PORT"))
     """Prometheus port of a Celery worker's main process (0 = off)."""
 
+    tracing: bool = Field(False, validation_alias=_env("TRACING"))
+    """OpenTelemetry spans across bridge → Celery task → database write (off: no cost)."""
+
+    otlp_endpoint: str | None = Field(None, validation_alias=_env("OTLP_ENDPOINT"))
+    """OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); unset = console exporter."""
+
     heartbeat_interval_s: float = Field(5.0, gt=0, validation_alias=_env("HEARTBEAT_INTERVAL_S"))
     """How often bridge and beat write their heartbeat key to Redis."""
 

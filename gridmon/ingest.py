@@ -12,7 +12,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gridmon import db, metrics
+from gridmon import db, metrics, tracing
 from gridmon.bridge.wire import decode_dead
 from gridmon.storage.readings import WriteResult, write_readings
 
@@ -28,7 +28,10 @@ def store_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]]
     """Write one batch and its dead letters in one transaction."""
     dead_letters = [decode_dead(item) for item in dead or ()]
     started = time.monotonic()
-    with db.connection() as conn:
+    with (
+        tracing.span("db.write", {"db.system": "postgresql", "gridmon.readings": len(readings)}),
+        db.connection() as conn,
+    ):
         result = write_readings(conn, readings, dead_letters)
     committed = time.time()
     m = metrics.ingest()

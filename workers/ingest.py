@@ -17,7 +17,7 @@ import psycopg
 import sqlalchemy.exc
 from celery import Task
 
-from gridmon import db, ingest
+from gridmon import db, ingest, tracing
 from gridmon.alerts import hook as safety_hook
 from gridmon.celery import app
 from gridmon.domain.readings import DeadLetter
@@ -49,7 +49,10 @@ def ingest_batch(
 ) -> dict[str, int]:
     """Store one micro-batch of readings (and the bridge's dead letters) in one transaction."""
     try:
-        result = ingest.store_batch(readings, dead)
+        with tracing.span(
+            "ingest.batch", {"gridmon.readings": len(readings)}, tracing.headers_from_request(self.request)
+        ):
+            result = ingest.store_batch(readings, dead)
     except TRANSIENT_DB_ERRORS:
         log.warning(
             "database unavailable, batch will be retried readings=%d retries=%d", len(readings), self.request.retries

@@ -37,6 +37,7 @@ class IngestStack:
     broker_url: str | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gridmon-bench-")))
     client_id: str = "gridmon-bench-bridge"
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.mosquitto = MosquittoProcess(self.workdir / "mosquitto")
@@ -66,6 +67,7 @@ class IngestStack:
                 "GRIDMON_BRIDGE_METRICS_PORT": 0,
                 "GRIDMON_WORKER_METRICS_PORT": self.worker_metrics_port,
                 "GRIDMON_LOG_LEVEL": os.environ.get("GRIDMON_BENCH_LOG_LEVEL", "WARNING"),
+                **self.extra_env,
                 **overrides,
             }
         )

@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from kombu.exceptions import OperationalError as BrokerError
 
-from gridmon import metrics
+from gridmon import metrics, tracing
 from gridmon.bridge.batcher import Ack, Batch, Batcher
 from gridmon.bridge.mqtt import make_client, session_properties
 from gridmon.bridge.wire import encode_dead
@@ -123,8 +123,11 @@ class Bridge:
         while True:
             started = time.monotonic()
             try:
-                # By name: the bridge does not import the worker's database stack.
-                self._app.send_task(INGEST_TASK, args=(batch.readings, batch.dead), retry=False)
+                with tracing.span("bridge.handoff", {"gridmon.readings": len(batch.readings)}):
+                    # By name: the bridge does not import the worker's database stack.
+                    self._app.send_task(
+                        INGEST_TASK, args=(batch.readings, batch.dead), retry=False, headers=tracing.inject_headers()
+                    )
             except (BrokerError, OSError, ConnectionError) as exc:
                 self._metrics.errors.inc()
                 log.warning("celery broker refused batch items=%d error=%s; retrying in %.1fs", len(batch), exc, delay)
@@ -200,6 +203,7 @@ def run(client_id: str | None = None) -> int:
     """Run a bridge until SIGTERM/SIGINT. Returns the process exit code."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = get_settings()
+    tracing.setup("gridmon-bridge")
     if settings.bridge_metrics_port:
         metrics.serve(settings.bridge_metrics_port)
     bridge = Bridge(settings, client_id)
@@ -223,4 +227,6 @@ def run(client_id: str | None = None) -> int:
     bridge.start()
     bridge.heartbeat()
     bridge.wait()
-    return 0 if bridge.stop() else 1
+    flushed = bridge.stop()
+    tracing.shutdown()
+    return 0 if flushed else 1
