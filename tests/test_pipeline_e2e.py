@@ -7,21 +7,15 @@ import psycopg
 import pytest
 
 from gridmon.bench.stack import IngestStack
-from tests.pipeline_helpers import T0, publish, reading_payloads, stored_rows
+from tests.pipeline_helpers import T0, assert_exactly_stored, publish, reading_payloads, running_stack
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def stack(migrated_database: str):
-    s = IngestStack(database_url=migrated_database, workers=2)
-    try:
-        s.start()
-        s.start_bridge()
-        s.wait_flowing()
+    with running_stack(migrated_database, workers=2) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture()
@@ -33,9 +27,7 @@ def test_n_readings_in_same_n_rows_out_values_exact(clean: IngestStack) -> None:
     messages = reading_payloads(5000)
     stats = publish(clean, [(t, p) for t, p, _ in messages])
     assert stats.count == 5000
-    count, _ = clean.wait_for_rows(5000, 60)
-    assert count == 5000
-    assert sorted(stored_rows(clean.database_url)) == sorted(expected for _, _, expected in messages)
+    assert_exactly_stored(clean, messages, 60)
 
 
 def test_duplicate_reading_stored_once(clean: IngestStack) -> None:
@@ -55,12 +47,27 @@ def test_bad_inputs_dead_lettered_good_readings_stored(clean: IngestStack, db: p
         (b"not json", "not_json"),
         (b"[1,2]", "not_object"),
         (orjson.dumps({"device_id": "b1", "timestamp": T0, "voltage": 1.0, "current": 1.0}), "missing_field"),
-        (orjson.dumps({"device_id": "b2", "timestamp": T0, "voltage": "x", "current": 1.0, "temperature": 1.0}), "non_numeric"),
+        (
+            orjson.dumps({"device_id": "b2", "timestamp": T0, "voltage": "x", "current": 1.0, "temperature": 1.0}),
+            "non_numeric",
+        ),
         (b'{"device_id":"b3","timestamp":1790000000,"voltage":NaN,"current":1,"temperature":1}', "non_finite"),
-        (orjson.dumps({"device_id": "bad id!", "timestamp": T0, "voltage": 1.0, "current": 1.0, "temperature": 1.0}), "bad_device_id"),
-        (orjson.dumps({"device_id": "b4", "timestamp": T0, "voltage": 5000.0, "current": 1.0, "temperature": 1.0}), "out_of_physical_range"),
-        (orjson.dumps({"device_id": "b5", "timestamp": "soon", "voltage": 1.0, "current": 1.0, "temperature": 1.0}), "bad_timestamp"),
-        (orjson.dumps({"device_id": "b6", "timestamp": 4e9, "voltage": 1.0, "current": 1.0, "temperature": 1.0}), "future_timestamp"),
+        (
+            orjson.dumps({"device_id": "bad id!", "timestamp": T0, "voltage": 1.0, "current": 1.0, "temperature": 1.0}),
+            "bad_device_id",
+        ),
+        (
+            orjson.dumps({"device_id": "b4", "timestamp": T0, "voltage": 5000.0, "current": 1.0, "temperature": 1.0}),
+            "out_of_physical_range",
+        ),
+        (
+            orjson.dumps({"device_id": "b5", "timestamp": "soon", "voltage": 1.0, "current": 1.0, "temperature": 1.0}),
+            "bad_timestamp",
+        ),
+        (
+            orjson.dumps({"device_id": "b6", "timestamp": 4e9, "voltage": 1.0, "current": 1.0, "temperature": 1.0}),
+            "future_timestamp",
+        ),
         (b"{" + b'"k":1,' * 12000 + b'"z":1}', "too_large"),
     ]
     stream: list[tuple[str, bytes]] = []

@@ -16,21 +16,15 @@ from gridmon.bench.stack import IngestStack
 from gridmon.db import migrate
 from gridmon.services.postgres_server import PostgresProcess
 from gridmon.services.procs import wait_until
-from tests.pipeline_helpers import publish, publish_in_background, reading_payloads, stored_rows
+from tests.pipeline_helpers import publish, publish_in_background, reading_payloads, running_stack, stored_rows
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
 def stack(migrated_database: str, db: psycopg.Connection):
-    s = IngestStack(database_url=migrated_database, workers=2)
-    try:
-        s.start()
-        s.start_bridge()
-        s.wait_flowing()
+    with running_stack(migrated_database, workers=2) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def _expected(messages: list[tuple[str, bytes, tuple]]) -> list[tuple]:

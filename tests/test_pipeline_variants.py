@@ -9,8 +9,7 @@ import psycopg
 import pytest
 from kombu import Connection
 
-from gridmon.bench.stack import IngestStack
-from tests.pipeline_helpers import publish, reading_payloads, stored_rows
+from tests.pipeline_helpers import assert_exactly_stored, publish, reading_payloads, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -26,28 +25,14 @@ def _purge_amqp_ingest_queue() -> None:
 
 def test_rabbitmq_as_celery_broker(migrated_database: str, db: psycopg.Connection) -> None:
     _purge_amqp_ingest_queue()
-    s = IngestStack(database_url=migrated_database, workers=1, broker_url=AMQP_URL)
-    try:
-        s.start()
-        s.start_bridge()
-        s.wait_flowing()
+    with running_stack(migrated_database, workers=1, broker_url=AMQP_URL) as stack:
         messages = reading_payloads(3000)
-        publish(s, [(t, p) for t, p, _ in messages])
-        assert s.wait_for_rows(3000, 60)[0] == 3000
-        assert sorted(stored_rows(migrated_database)) == sorted(e for _, _, e in messages)
-    finally:
-        s.stop()
+        publish(stack, [(t, p) for t, p, _ in messages])
+        assert_exactly_stored(stack, messages, 60)
 
 
 def test_mqtt_311_bridge_session(migrated_database: str, db: psycopg.Connection) -> None:
-    s = IngestStack(database_url=migrated_database, workers=1)
-    try:
-        s.start()
-        s.start_extra_bridge("bridge-v311", GRIDMON_MQTT_PROTOCOL=4)
-        s.wait_flowing()
+    with running_stack(migrated_database, workers=1, bridge_env={"GRIDMON_MQTT_PROTOCOL": 4}) as stack:
         messages = reading_payloads(3000)
-        publish(s, [(t, p) for t, p, _ in messages])
-        assert s.wait_for_rows(3000, 60)[0] == 3000
-        assert sorted(stored_rows(migrated_database)) == sorted(e for _, _, e in messages)
-    finally:
-        s.stop()
+        publish(stack, [(t, p) for t, p, _ in messages])
+        assert_exactly_stored(stack, messages, 60)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,39 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
     return False
 
 
-class MosquittoProcess:
-    """A private mosquitto on its own port and data directory (for tests, benchmarks, embedded)."""
+class ServerProcess:
+    """A child server process on its own port; subclasses define `start()`."""
 
     def __init__(self, data_dir: Path, port: int | None = None):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> MosquittoProcess:
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class MosquittoProcess(ServerProcess):
+    """A private mosquitto on its own port and data directory (for tests, benchmarks, embedded)."""
+
+    def start(self) -> Self:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto binary not found (install Debian package 'mosquitto')")
@@ -87,20 +112,3 @@ class MosquittoProcess:
             raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.data_dir}/mosquitto.log")
         log.info("private mosquitto started port=%d dir=%s", self.port, self.data_dir)
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> MosquittoProcess:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()

@@ -5,23 +5,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Self
 
-from gridmon.services.mosquitto import free_port, wait_for_port
+from gridmon.services.mosquitto import ServerProcess, wait_for_port
 
 
-class RedisProcess:
+class RedisProcess(ServerProcess):
     """redis-server without persistence on 127.0.0.1:<port>."""
-
-    def __init__(self, data_dir: Path, port: int | None = None):
-        self.data_dir = Path(data_dir)
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisProcess:
+    def start(self) -> Self:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError("redis-server binary not found (install Debian package 'redis-server')")
@@ -34,20 +30,3 @@ class RedisProcess:
             self.stop()
             raise RuntimeError(f"redis-server did not start on port {self.port}")
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> RedisProcess:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
