@@ -54,7 +54,6 @@ class Bridge:
         self._generation = 0  # bumped per connection: ids of an old connection are never acked
         self._accepting = True
         self._stop = threading.Event()
-        self.connected = threading.Event()
         self._batcher = Batcher(
             self._handoff,
             self._ack,
@@ -85,10 +84,8 @@ class Bridge:
             getattr(flags, "session_present", None),
             self.client_id,
         )
-        self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self.connected.clear()
         if not self._stop.is_set():
             log.warning("mqtt connection lost reason=%s; reconnecting", reason)
 
@@ -176,11 +173,17 @@ class Bridge:
         self._stop.set()
         self._accepting = False
         flushed = self._batcher.close(timeout)
-        time.sleep(0.2)  # let the network thread write the queued PUBACKs before DISCONNECT
+        deadline = time.monotonic() + 5.0
+        while self._client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the network thread writes the queued PUBACKs before DISCONNECT
         self._client.disconnect()
         self._client.loop_stop()
         log.info("bridge stopped flushed=%s handed_over=%d", flushed, self.handed_over)
         return flushed
+
+    def request_stop(self) -> None:
+        """Ask `wait()` to return (signal handlers call this)."""
+        self._stop.set()
 
     def heartbeat(self) -> None:
         write_heartbeat(bridge_key(self.client_id), time.time(), BRIDGE)
@@ -207,12 +210,10 @@ def run(client_id: str | None = None) -> int:
     if settings.bridge_metrics_port:
         metrics.serve(settings.bridge_metrics_port)
     bridge = Bridge(settings, client_id)
-    stop_requested = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
         log.info("signal received signal=%s; stopping", signal.Signals(signum).name)
-        stop_requested.set()
-        bridge._stop.set()
+        bridge.request_stop()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
