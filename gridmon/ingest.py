@@ -38,8 +38,7 @@ def store_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]]
     m.stored.inc(result.inserted)
     m.duplicates.inc(result.duplicates)
     m.batch_size.observe(len(readings))
-    for reading in readings:
-        m.latency.observe(max(committed - reading[1], 0.0))
+    metrics.observe_many(m.latency, [max(committed - reading[1], 0.0) for reading in readings])
     for reason, count in Tally(d.reason for d in dead_letters).items():
         m.dead_letters.labels(reason).inc(count)
     log.info(

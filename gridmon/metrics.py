@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,28 @@ def ingest() -> IngestMetrics:
         ),
         failures=Counter("gridmon_ingest_failures", "Ingest attempts that failed (to be retried)"),
     )
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """Observe many values at once: one increment per bucket instead of one per value.
+
+    In multiprocess mode every increment is a locked write to a shared file; per reading that
+    was ~4 µs, a third of the ingest task's own CPU. This does what `Histogram.observe` does for
+    each value (add to the sum, count the first bucket whose bound is >= the value) in bulk, and
+    falls back to `observe` when the client library's internals differ.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), np.asarray(values, dtype=float), side="left"))
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(int(count))
+    total.inc(float(np.sum(values)))
 
 
 def serve(port: int) -> None:

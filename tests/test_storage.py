@@ -73,3 +73,33 @@ def test_device_id_with_copy_special_characters(db: psycopg.Connection) -> None:
     with connection() as conn:
         write_readings(conn, batch)
     assert db.execute("SELECT device_id, extra FROM sensor_readings").fetchone() == ("a\\b\tc", {"k\tx": 1.5})
+
+
+def test_bulk_histogram_observe_matches_one_by_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from gridmon.metrics import observe_many
+
+    registry = CollectorRegistry()
+    one = Histogram("one", "x", buckets=(0.1, 1.0, 5.0), registry=registry)
+    bulk = Histogram("bulk", "x", buckets=(0.1, 1.0, 5.0), registry=registry)
+    values = [0.0, 0.1, 0.10001, 0.5, 1.0, 4.9, 5.0, 7.0, 100.0]
+    for v in values:
+        one.observe(v)
+    observe_many(bulk, values)
+
+    def samples(name: str) -> list[tuple[str, dict, float]]:
+        return [(s.name.replace(name, ""), s.labels, s.value) for m in registry.collect() if m.name == name for s in m.samples if not s.name.endswith("_created")]
+
+    assert samples("one") == samples("bulk")
+
+
+def test_copy_fast_path_and_escaped_path_store_the_same(db: psycopg.Connection) -> None:
+    plain = rows(20)
+    mixed = [*rows(5, "dev_x", T0 + 50), ("dev_y", T0, 1e-05, 0.5, 1e3, {"pf": 1.0}), ("nullish", T0, 2.0, 3.0, 4.0, None)]
+    with connection() as conn:
+        write_readings(conn, plain + mixed)
+    got = db.execute(
+        "SELECT device_id, extract(epoch FROM ts)::float8, voltage, current, temperature, extra FROM sensor_readings"
+    ).fetchall()
+    assert sorted(tuple(r) for r in got) == sorted(tuple(r) for r in plain + mixed)

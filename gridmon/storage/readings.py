@@ -10,6 +10,7 @@ milliseconds before the batch commits), not the transaction start.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,34 @@ def _escape(text: str) -> str:
     return text
 
 
+_PLAIN_DEVICE_IDS = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
 def _copy_text(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Readings as COPY text; faster than per-row adaptation for thousands of rows."""
+    """Readings as COPY text.
+
+    Fast path (the common case): rows without `extra` whose device ids use only the validated
+    characters are written by orjson in one call and reshaped into COPY lines — ids then contain
+    no quote, comma, bracket, backslash or whitespace, so the reshaping is exact; orjson prints
+    floats in shortest round-trip form, which PostgreSQL reads back to the same double. Other
+    rows take the per-row path with COPY escaping.
+    """
+    plain = [r for r in rows if r[5] is None]
+    if plain and _PLAIN_DEVICE_IDS.fullmatch("".join(r[0] for r in plain)):
+        rest = [r for r in rows if r[5] is not None] if len(plain) < len(rows) else []
+        return _copy_plain(plain) + _copy_escaped(rest)
+    return _copy_escaped(rows)
+
+
+def _copy_plain(rows: Sequence[Sequence[Any]]) -> bytes:
+    # [["id",ts,v,i,t,null],["id",…,null]] → id\tts\tv\ti\tt\t\N lines. Ids hold no comma, so
+    # ",null],[" only ever marks the end of a row.
+    body = orjson.dumps(rows)[2:-7]
+    body = body.replace(b",null],[", b"\n").replace(b'"', b"").replace(b",", b"\t").replace(b"\n", b"\t\\N\n")
+    return body + b"\t\\N\n"
+
+
+def _copy_escaped(rows: Sequence[Sequence[Any]]) -> bytes:
     lines = []
     for device_id, ts, voltage, current, temperature, extra in rows:
         extra_text = _escape(orjson.dumps(extra).decode()) if extra else "\\N"
