@@ -8,13 +8,15 @@ most of the bridge's CPU. `BridgeClient` keeps paho for everything (connection, 
 keepalive, reconnect, subscribe) and takes over only the hot path:
 - reads the TCP socket in large chunks and serves paho's small reads from that buffer (paho
   polls `pending()` on its socket before it blocks in select, as it does for TLS);
-- reads every packet that is already buffered before going back to select;
+- reads every packet that is already buffered before going back to select, and hands a packet
+  that is complete in the buffer straight to paho's dispatcher (no byte-by-byte header reads);
 - decodes QoS 0/1 PUBLISH packets itself (topic, packet id, payload; MQTT 5 properties are
   skipped — the bridge uses none and sets no topic-alias maximum, so the broker sends no
   aliases) and calls `fast_handler(topic, payload, mid, qos)` directly;
 - acknowledges a whole batch as one write (`ack_many`): PUBACKs are 4 bytes each and are simply
   concatenated, which is what paho would send one by one.
-These rely on paho internals (`_create_socket`, `_in_packet`, `_packet_read`, `_packet_queue`,
+These rely on paho internals (`_create_socket`, `_in_packet`, `_packet_read`, `_packet_handle`,
+`_msgtime_mutex`, `_packet_queue`,
 pinned paho-mqtt version); tests exercise them against a real broker, and each falls back to
 paho's own path when the internal it needs is missing.
 """
@@ -23,11 +25,13 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -61,6 +65,27 @@ class _BufferedSocket:
         inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
         return len(self._buf) - self._pos + inner
 
+    def next_packet(self) -> tuple[int, bytes] | None:
+        """(command byte, body) of the next packet if it is entirely buffered, else None."""
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        if end - pos < 2:
+            return None
+        length, shift, cursor = 0, 0, pos + 1
+        while True:
+            if cursor >= end or shift > 21:
+                return None  # length not fully buffered (or malformed: paho's own path decides)
+            byte = buf[cursor]
+            cursor += 1
+            length += (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        if cursor + length > end:
+            return None
+        self._pos = cursor + length
+        return buf[pos], buf[cursor : self._pos]
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
@@ -87,6 +112,36 @@ class BridgeClient(mqtt.Client):
     """paho Client with buffered reads, a direct PUBLISH path and batched acknowledgements."""
 
     fast_handler: FastHandler | None = None
+
+    def _packet_read(self) -> MQTTErrorCode:
+        # A packet already complete in the read buffer is handed to paho's dispatcher directly;
+        # anything partial goes through paho's incremental reader (which reads the same buffer).
+        sock = self._sock
+        if type(sock) is _BufferedSocket and self._in_packet["command"] == 0:
+            packet = sock.next_packet()
+            if packet is not None:
+                command, body = packet
+                incoming = self._in_packet
+                incoming["command"] = command
+                incoming["have_remaining"] = 1
+                incoming["remaining_length"] = len(body)
+                incoming["packet"] = bytearray(body)
+                incoming["to_process"] = 0
+                incoming["pos"] = 0
+                try:
+                    rc = self._packet_handle()
+                except MalformedPacket:
+                    rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+                incoming["command"] = 0
+                incoming["have_remaining"] = 0
+                incoming["remaining_count"] = []
+                incoming["remaining_mult"] = 1
+                incoming["remaining_length"] = 0
+                incoming["packet"] = bytearray(b"")
+                with self._msgtime_mutex:
+                    self._last_bytes_received = time.monotonic()
+                return rc
+        return super()._packet_read()
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         # paho reads one packet per select(); read everything already buffered instead.
