@@ -103,3 +103,12 @@ def test_copy_fast_path_and_escaped_path_store_the_same(db: psycopg.Connection) 
         "SELECT device_id, extract(epoch FROM ts)::float8, voltage, current, temperature, extra FROM sensor_readings"
     ).fetchall()
     assert sorted(tuple(r) for r in got) == sorted(tuple(r) for r in plain + mixed)
+
+
+def test_readings_as_named_tuples_are_written(db: psycopg.Connection) -> None:
+    from gridmon.domain.readings import Reading
+
+    with connection() as conn:
+        result = write_readings(conn, [Reading("dev_nt", T0, 230.5, 4.25, 35.0, None), Reading("dev_nt", T0 + 1, 1.0, 2.0, 3.0, {"f": 50.0})])
+    assert result.inserted == 2
+    assert db.execute("SELECT voltage, extra FROM sensor_readings ORDER BY ts").fetchall() == [(230.5, None), (1.0, {"f": 50.0})]

@@ -85,10 +85,17 @@ def _copy_text(rows: Sequence[Sequence[Any]]) -> bytes:
     return _copy_escaped(rows)
 
 
+def _tuple_as_list(obj: object) -> list[Any]:
+    # orjson encodes lists and plain tuples itself; NamedTuples (e.g. `Reading`) come here.
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
 def _copy_plain(rows: Sequence[Sequence[Any]]) -> bytes:
     # [["id",ts,v,i,t,null],["id",…,null]] → id\tts\tv\ti\tt\t\N lines. Ids hold no comma, so
     # ",null],[" only ever marks the end of a row.
-    body = orjson.dumps(rows)[2:-7]
+    body = orjson.dumps(rows, default=_tuple_as_list)[2:-7]
     body = body.replace(b",null],[", b"\n").replace(b'"', b"").replace(b",", b"\t").replace(b"\n", b"\t\\N\n")
     return body + b"\t\\N\n"
 
