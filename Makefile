@@ -14,9 +14,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
-## run: migrate and start bridge, workers, beat, API, Flower and the simulator (Ctrl-C stops all)
+## run: migrate and start bridge, workers, beat, API, Flower and the simulator (Ctrl-C stops all);
+## embedded servers when no service is configured or answering. UP_ARGS=--embedded|--external forces.
+UP_ARGS ?=
 run: install
-	$(VENV)/bin/gridmon up
+	$(VENV)/bin/gridmon up $(UP_ARGS)
 
 ## test: lint, type-check and the whole suite against the real services
 test: install lint typecheck

@@ -34,16 +34,40 @@ def bridge(client_id: str | None) -> None:
 
 @click.command()
 @click.option("--no-simulator", is_flag=True, help="Do not start the simulator.")
-def up(no_simulator: bool) -> None:
-    """Run the whole system in the foreground (what `make run` calls); Ctrl-C stops it."""
+@click.option(
+    "--embedded",
+    "mode",
+    flag_value="embedded",
+    help="Run embedded PostgreSQL, Redis and MQTT under the data directory, even if services exist.",
+)
+@click.option(
+    "--external",
+    "mode",
+    flag_value="external",
+    help="Use only the configured services; never start embedded ones (names what is missing).",
+)
+@click.option("--flower-port", default=5555, show_default=True, type=int, help="Port Flower listens on.")
+def up(no_simulator: bool, mode: str | None, flower_port: int) -> None:
+    """Run the whole system in the foreground (what `make run` calls); Ctrl-C stops it.
+
+    Without --embedded/--external: the configured services, or embedded ones when nothing is
+    configured and no default service answers (a fresh machine)."""
+    from gridmon.services.embedded_proc import EmbeddedError
+    from gridmon.up.mode import Mode
     from gridmon.up.run import AlreadyRunning
     from gridmon.up.run import up as run_up
 
     try:
-        sys.exit(run_up(simulate=not no_simulator))
+        sys.exit(run_up(simulate=not no_simulator, mode=Mode(mode or "auto"), flower_port=flower_port))
     except AlreadyRunning as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)
+    except EmbeddedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; everything that had started was stopped", err=True)
+        sys.exit(130)
 
 
 def register(group: click.Group) -> None:

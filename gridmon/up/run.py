@@ -1,24 +1,34 @@
-"""`gridmon up`: check services, migrate, then run bridge, workers, beat, API, Flower, simulator.
+"""`gridmon up`: pick the services, migrate, then run bridge, workers, beat, API, Flower, simulator.
 
 Everything runs as children of this process (see `supervisor.py`); logs go to
-`<data_dir>/logs/<name>.log`; a status line is logged every few seconds.
+`<data_dir>/logs/<name>.log`. The services are the configured ones, or embedded servers started
+here under the data directory (`mode.py` decides, `gridmon.services.embedded` runs them); the
+children learn which through GRIDMON_* variables. One `up` per data directory at a time: the run
+lock is taken before anything starts, embedded servers included.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
+import signal
 import sys
-import time
 from pathlib import Path
-
-import psycopg
+from types import FrameType
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from gridmon.config import Settings, get_settings
-from gridmon.db import REPO_ROOT, migrate
+from gridmon.db import REPO_ROOT, dispose_engine, migrate, parts_for_log
 from gridmon.up.checks import check_all
+from gridmon.up.mode import Mode, configured_services, decide
+from gridmon.up.status import StatusProbe, StatusReporter
 from gridmon.up.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from gridmon.services.embedded import EmbeddedServices
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +58,42 @@ def ensure_secrets(env_file: Path) -> list[str]:
     return created
 
 
-def acquire_lock(lock: Path) -> None:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    if lock.exists():
+class RunLock:
+    """An exclusive lock on `<data_dir>/up.pid` for the life of one `up` (flock: the kernel drops it
+    when the process dies, however it dies, so there are no stale locks to judge)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            pid = int(lock.read_text().strip())
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
-            pass  # stale lock from a run that did not exit cleanly
-        except PermissionError:
-            raise AlreadyRunning(f"gridmon is already running (pid {lock.read_text().strip()})") from None
-        else:
-            raise AlreadyRunning(f"gridmon is already running (pid {pid}); stop it first (Ctrl-C in its terminal)")
-    lock.write_text(str(os.getpid()))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(
+                f"gridmon is already running (pid {other}, data in {self.path.parent}); "
+                "stop it first (Ctrl-C in its terminal)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # the file stays: unlinking a flock'ed file races a new run
+            os.close(self._fd)
+            self._fd = None
 
 
 ChildSpec = tuple[str, list[str], dict[str, str]]
 
 
-def _children(settings: Settings, data_dir: Path, simulate: bool) -> list[ChildSpec]:
+def _children(settings: Settings, data_dir: Path, simulate: bool, flower_port: int = 5555) -> list[ChildSpec]:
     """What `up` runs. Ingest has its own worker so a retrain never delays it."""
     py = sys.executable
     celery = [py, "-m", "celery", "-A", "gridmon"]
@@ -82,7 +109,7 @@ def _children(settings: Settings, data_dir: Path, simulate: bool) -> list[ChildS
         ),
         ("beat", [*celery, "beat", "-s", str(data_dir / "celerybeat-schedule")], {}),
         ("bridge", [py, str(REPO_ROOT / "mqtt_bridge.py")], {}),
-        ("flower", [*celery, "flower", "--port=5555", "--address=127.0.0.1"], flower_env),
+        ("flower", [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"], flower_env),
     ]
     cli = [py, "-m", "gridmon.cli.main"]
     if _has_module("gridmon.cli.serve"):
@@ -98,62 +125,77 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-class Status:
-    """A periodic status line: readings/s, rows stored, open alerts, workers answering."""
-
-    def __init__(self, database_url: str):
-        self.database_url = database_url
-        self.last: tuple[float, int] | None = None
-
-    def __call__(self) -> None:
-        try:
-            with psycopg.connect(self.database_url, connect_timeout=2) as conn:
-                rows = _scalar(conn, "SELECT count(*) FROM sensor_readings")
-                alerts = (
-                    _scalar(conn, "SELECT count(*) FROM alerts WHERE state <> 'resolved'")
-                    if _scalar(conn, "SELECT count(*) FROM pg_tables WHERE tablename = 'alerts'")
-                    else 0
-                )
-        except psycopg.Error as exc:
-            log.warning("status unavailable error=%s", exc)
-            return
-        now = time.monotonic()
-        rate = 0.0
-        if self.last is not None and now > self.last[0]:
-            rate = (rows - self.last[1]) / (now - self.last[0])
-        self.last = (now, rows)
-        log.info("status readings_per_s=%.0f rows=%d open_alerts=%d", rate, rows, alerts)
+def external_where(settings: Settings) -> list[str]:
+    """Where the configured services are (no credentials)."""
+    redis = urlsplit(settings.redis_url)
+    broker = urlsplit(settings.broker_url or settings.redis_url)
+    protocol = "5" if settings.mqtt_protocol == 5 else "3.1.1"
+    return [
+        f"postgres  postgresql://{parts_for_log(settings.database_url)}",
+        f"redis     redis://{redis.hostname}:{redis.port or 6379}{redis.path}",
+        f"mqtt      mqtt://{settings.mqtt_host}:{settings.mqtt_port} (MQTT {protocol})",
+        f"celery    {broker.scheme}://{broker.hostname}:{broker.port or ''}",
+    ]
 
 
-def _scalar(conn: psycopg.Connection, query: str) -> int:
-    row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    # Until the supervisor takes over, SIGTERM unwinds like Ctrl-C, so `finally` stops what started.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def up(*, simulate: bool = True) -> int:
+def up(*, simulate: bool = True, mode: Mode = Mode.AUTO, flower_port: int = 5555) -> int:
     """Run the system in the foreground until Ctrl-C. Returns the exit code."""
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
-    failed = [check for check in check_all(settings) if not check.ok]
-    for check in failed:
-        log.error("service %s", check.line())
-    if failed:
-        return 2
-    acquire_lock(data_dir / "up.pid")
+    signal.signal(signal.SIGTERM, _interrupt)
+    with RunLock(data_dir / "up.pid"):
+        decision = decide(mode, configured_services(), lambda: check_all(settings))
+        if not decision.embedded and decision.failed:
+            for check in decision.failed:
+                log.error("service %s", check.line())
+            if decision.hint:
+                log.error("%s", decision.hint)
+            return 2
+        from gridmon.services.embedded import EmbeddedServices, apply_env
+
+        embedded = EmbeddedServices(data_dir) if decision.embedded else None
+        try:
+            if embedded is not None:
+                log.info("embedded mode (%s): starting PostgreSQL, Redis and MQTT under %s", decision.reason, data_dir)
+                embedded.start()
+                apply_env(embedded.env())
+                get_settings.cache_clear()
+                dispose_engine()
+                where = embedded.where()
+            else:
+                log.info("external mode (%s)", decision.reason)
+                where = external_where(settings)
+            for line in where:
+                log.info("  %s", line)
+            return _run_children(data_dir, simulate, flower_port, embedded)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+
+
+def _run_children(data_dir: Path, simulate: bool, flower_port: int, embedded: EmbeddedServices | None) -> int:
+    for line in ensure_secrets(Path(".env")):  # the file pydantic-settings reads (cwd)
+        log.warning("generated %s (saved in .env)", line)
+    settings = get_settings()
+    migrate()
+    supervisor = Supervisor(dict(os.environ), REPO_ROOT, data_dir / "logs")
     try:
-        for line in ensure_secrets(Path(".env")):  # the file pydantic-settings reads (cwd)
-            log.warning("generated %s (saved in .env)", line)
-        settings = get_settings()
-        migrate()
-        supervisor = Supervisor(dict(os.environ), REPO_ROOT, data_dir / "logs")
-        for name, args, child_env in _children(settings, data_dir, simulate):
+        for name, args, child_env in _children(settings, data_dir, simulate, flower_port):
             supervisor.start(name, args, child_env)
-        log.info(
-            "gridmon running: api http://%s:%d  flower http://127.0.0.1:5555  logs %s  (Ctrl-C stops everything)",
-            settings.api_host,
-            settings.api_port,
-            data_dir / "logs",
-        )
-        return supervisor.run(status=Status(settings.database_url), status_every_s=5.0)
-    finally:
-        (data_dir / "up.pid").unlink(missing_ok=True)
+    except BaseException:
+        supervisor.stop_all()
+        raise
+    log.info(
+        "gridmon running: api http://%s:%d  flower http://127.0.0.1:%d  logs %s  (Ctrl-C stops everything)",
+        settings.api_host,
+        settings.api_port,
+        flower_port,
+        data_dir / "logs",
+    )
+    with StatusReporter(StatusProbe(settings.database_url)) as reporter:
+        return supervisor.run(watch=embedded.dead if embedded is not None else None, on_stop=reporter.stop)

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,18 @@ class Supervisor:
             log.info("stopping on %s", signal.Signals(signum).name)
         self._stopping = True
 
-    def run(self, status: Any = None, status_every_s: float = 2.0) -> int:
-        """Wait until Ctrl-C/SIGTERM or a child exits; then stop everything. Returns an exit code."""
+    def run(
+        self,
+        status: Callable[[], None] | None = None,
+        status_every_s: float = 2.0,
+        *,
+        watch: Callable[[], str | None] | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> int:
+        """Wait until Ctrl-C/SIGTERM or a child exits; then stop everything. Returns an exit code.
+
+        `watch` names something else that must stay up (an embedded server) when it died;
+        `on_stop` runs once when stopping begins (before the children are signalled)."""
         signal.signal(signal.SIGINT, self._request_stop)
         signal.signal(signal.SIGTERM, self._request_stop)
         code = 0
@@ -73,10 +84,17 @@ class Supervisor:
                     code = 1
                     self._stopping = True
                     break
+            dead = watch() if watch is not None and not self._stopping else None
+            if dead:
+                log.error("embedded %s is no longer running; stopping everything", dead)
+                code = 1
+                self._stopping = True
             if status is not None and time.monotonic() >= next_status:
                 status()
                 next_status = time.monotonic() + status_every_s
             time.sleep(0.2)
+        if on_stop is not None:
+            on_stop()
         self.stop_all()
         return code
 
