@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from gridmon.logsetup import configure_logging
@@ -15,20 +17,16 @@ def cli(log_level: str | None) -> None:
 
 
 def _register() -> None:
-    from gridmon.cli import core
+    from gridmon.cli import bench, core, evaluate, serve, simulate
 
-    core.register(cli)
-    for name in ("simulate", "evaluate", "bench", "serve"):
-        try:
-            module = __import__(f"gridmon.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gridmon.cli.{name}":
-                raise
-            continue
+    for module in (core, simulate, evaluate, bench, serve):
         module.register(cli)
 
 
 def main() -> None:
     """Entry point of the `gridmon` script."""
-    _register()
-    cli()
+    try:
+        _register()
+        cli()
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling
+        sys.exit(130)

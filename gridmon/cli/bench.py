@@ -40,10 +40,7 @@ def ingest_cmd(
 
 
 def register(group: click.Group) -> None:
-    try:
-        from gridmon.detection.bench import detect
-    except ImportError:
-        pass
-    else:
-        bench.add_command(detect, "detect")
+    from gridmon.detection.bench import detect
+
+    bench.add_command(detect, "detect")
     group.add_command(bench)
