@@ -2,14 +2,13 @@
 
 Without `--csv` it runs `gridmon.detection.evaluate_catalogue`; with `--csv` (repeatable, globs
 allowed) `gridmon.detection.evaluate_csv`. A table goes first, and the last line printed is
-always one JSON object. `gridmon eval maintenance` (when the maintenance module is installed)
+always one JSON object. `gridmon eval maintenance`
 scores failure-time prediction.
 """
 
 from __future__ import annotations
 
 import glob
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -154,14 +153,9 @@ def eval_group(
 
 
 def register(group: click.Group) -> None:
-    """Mount `eval` (and `eval maintenance` when that module exists) on the gridmon group."""
-    try:
-        maintenance_cli = importlib.import_module("gridmon.maintenance.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("gridmon.maintenance", "gridmon.maintenance.cli"):
-            raise
-        maintenance_cli = None
-    maintenance_eval = getattr(maintenance_cli, "maintenance_eval", None)
-    if isinstance(maintenance_eval, click.Command) and "maintenance" not in eval_group.commands:
+    """Mount `eval` and `eval maintenance` on the gridmon group."""
+    from gridmon.maintenance.cli import maintenance_eval
+
+    if "maintenance" not in eval_group.commands:
         eval_group.add_command(maintenance_eval, name="maintenance")
     group.add_command(eval_group)
