@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+from types import FrameType
 
 import click
 
 from gridmon.config import get_settings
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @click.group()
@@ -29,6 +35,8 @@ def ingest_cmd(
     from gridmon.bench.ingest import run_ingest_bench
     from gridmon.bench.stack import database_named
 
+    # SIGTERM must unwind like Ctrl-C so the private stack's processes are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     url = database_named(get_settings().database_url, database)
     result = run_ingest_bench(
         database_url=url, readings=readings, rate=rate, devices=devices, workers=workers, broker_url=broker_url
