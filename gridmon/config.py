@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, validation_alias=_env("API_PORT"))
     """API port (`gridmon api`)."""
 
+    device_stale_after_s: float = Field(300.0, gt=0, validation_alias=_env("DEVICE_STALE_AFTER_S"))
+    """API and dashboard: a device with no reading for this long is shown as stale (read at start)."""
+
     flower_user: str = Field("admin", validation_alias=_env("FLOWER_USER"))
     """Flower basic-auth user."""
 

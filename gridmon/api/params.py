@@ -13,6 +13,8 @@ from fastapi import HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, BeforeValidator, Field
 
+from gridmon.config import get_settings
+
 # Same rule as reading validation (gridmon.domain.readings): ids that can exist.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 BIGINT_MAX = 2**63 - 1  # ids are bigserial: larger numbers cannot exist and must not reach SQL
@@ -113,8 +115,9 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-# A device that has not reported for this long is shown as `stale` (and counted so in /metrics).
-STALE_AFTER_S = 300
+# A device that has not reported for this long is shown as `stale` (and counted so in /metrics):
+# GRIDMON_DEVICE_STALE_AFTER_S, read once when the API starts.
+STALE_AFTER_S = int(get_settings().device_stale_after_s)
 
 
 def _query_names(dependant: Dependant) -> set[str]:
