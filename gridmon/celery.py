@@ -31,6 +31,8 @@ QUEUES = (QUEUE_INGEST, QUEUE_SCAN, QUEUE_ML, QUEUE_MAINTENANCE)
 SERIALIZER = "orjson"
 register(SERIALIZER, orjson.dumps, orjson.loads, content_type="application/x-orjson", content_encoding="binary")
 
+VISIBILITY_TIMEOUT_S = 3600
+
 TASK_MODULES = ["workers.ingest", "workers.system", "workers.scanning", "workers.training", "workers.maintenance"]
 
 
@@ -71,8 +73,11 @@ def make_app() -> Celery:
         task_track_started=True,
         broker_connection_retry_on_startup=True,
         # Redis: a message taken by a worker that died unacknowledged comes back after this long.
-        # RabbitMQ: publisher confirms, so "accepted" means the broker has it.
-        broker_transport_options={"visibility_timeout": 600, "confirm_publish": True},
+        # It must exceed the longest task (retrain: 30 min soft limit), or a task still running
+        # would be handed to a second worker. RabbitMQ: publisher confirms, so "accepted" means
+        # the broker has it, and unacknowledged messages come back as soon as the worker's
+        # connection drops.
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S, "confirm_publish": True},
         timezone="UTC",
     )
     from beat_schedule import build_schedule
@@ -97,7 +102,8 @@ def _worker_metrics(**_: Any) -> None:
     port = get_settings().worker_metrics_port
     if not port:
         return
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gridmon-prom-"))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gridmon-prom-")
     from gridmon.metrics import serve_multiprocess
 
     serve_multiprocess(port)

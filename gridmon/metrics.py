@@ -16,7 +16,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger(__name__)
@@ -87,6 +86,8 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     each value (add to the sum, count the first bucket whose bound is >= the value) in bulk, and
     falls back to `observe` when the client library's internals differ.
     """
+    import numpy as np  # here, not at module level: the bridge imports this module and needs no numpy
+
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)

@@ -58,10 +58,11 @@ _UPPER_BOUND = """
 SELECT clock_timestamp() - make_interval(secs => %(lag)s),
        (SELECT min(xact_start) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+           AND backend_xid IS NOT NULL
            AND xact_start IS NOT NULL AND xact_start > clock_timestamp() - make_interval(secs => %(stuck)s)),
        (SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-           AND xact_start <= clock_timestamp() - make_interval(secs => %(stuck)s))
+           AND backend_xid IS NOT NULL AND xact_start <= clock_timestamp() - make_interval(secs => %(stuck)s))
 """
 
 _active_model = ActiveModel()

@@ -112,3 +112,13 @@ def test_readings_as_named_tuples_are_written(db: psycopg.Connection) -> None:
         result = write_readings(conn, [Reading("dev_nt", T0, 230.5, 4.25, 35.0, None), Reading("dev_nt", T0 + 1, 1.0, 2.0, 3.0, {"f": 50.0})])
     assert result.inserted == 2
     assert db.execute("SELECT voltage, extra FROM sensor_readings ORDER BY ts").fetchall() == [(230.5, None), (1.0, {"f": 50.0})]
+
+
+def test_refused_batch_is_dead_lettered_in_a_replayable_form(db: psycopg.Connection) -> None:
+    from gridmon.domain.readings import Reading, parse_reading
+    from workers.ingest import _dead_letter_batch
+
+    _dead_letter_batch([("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})], None, "value out of range for type")
+    topic, payload, reason = db.execute("SELECT topic, payload, reason FROM dead_letters").fetchone()
+    assert (topic, reason) == ("grid/sensors/dev_r", "ingest_refused")
+    assert parse_reading(topic, bytes(payload), T0 + 1) == Reading("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})

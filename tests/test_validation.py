@@ -126,3 +126,24 @@ def test_extra_numeric_metrics_kept_metadata_ignored() -> None:
 def test_parse_never_raises_on_garbage() -> None:
     for payload in (b"", b"\xff\xfe\x00", b"{", b"null", b"1e999", b'{"timestamp": {}}'):
         assert isinstance(parse_reading("grid/sensors/x", payload, NOW), Rejection)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"timestamp":1,"voltage":1' + b"0" * 400 + b',"current":1,"temperature":1}', r.NON_FINITE),
+        (b'{"timestamp":1' + b"0" * 400 + b',"voltage":1,"current":1,"temperature":1}', r.BAD_TIMESTAMP),
+        (b'{"timestamp":1,"voltage":1,"current":1,"temperature":1,"f":1' + b"0" * 400 + b"}", r.NON_FINITE),
+    ],
+)
+def test_integers_too_large_for_a_double_are_rejected_not_raised(payload: bytes, reason: str) -> None:
+    result = parse_reading("grid/sensors/d", payload, NOW)
+    assert isinstance(result, Rejection) and result.reason == reason
+
+
+def test_extra_metrics_kept_when_device_id_comes_from_the_topic() -> None:
+    result = parse(with_(device_id=..., frequency=50.02), topic="grid/sensors/feeder-2")
+    assert isinstance(result, Reading)
+    assert (result.device_id, result.extra) == ("feeder-2", {"frequency": 50.02})
+    bad = parse(with_(device_id=..., extra={"x": "high"}))
+    assert isinstance(bad, Rejection) and bad.reason == r.NON_NUMERIC

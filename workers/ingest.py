@@ -17,7 +17,7 @@ import psycopg
 import sqlalchemy.exc
 from celery import Task
 
-from gridmon import db, ingest, tracing
+from gridmon import db, ingest, metrics, tracing
 from gridmon.alerts import hook as safety_hook
 from gridmon.celery import app
 from gridmon.domain.readings import DeadLetter
@@ -54,6 +54,7 @@ def ingest_batch(
         ):
             result = ingest.store_batch(readings, dead)
     except TRANSIENT_DB_ERRORS:
+        metrics.ingest().failures.inc()
         log.warning(
             "database unavailable, batch will be retried readings=%d retries=%d", len(readings), self.request.retries
         )
@@ -61,7 +62,12 @@ def ingest_batch(
     except (psycopg.DataError, psycopg.IntegrityError, sqlalchemy.exc.DataError) as exc:
         log.error("batch refused by database, dead-lettering it readings=%d error=%s", len(readings), exc)
         _dead_letter_batch(readings, dead, str(exc))
-        return {"received": len(readings), "inserted": 0, "duplicates": 0, "dead_letters": len(readings)}
+        return {
+            "received": len(readings),
+            "inserted": 0,
+            "duplicates": 0,
+            "dead_letters": len(readings) + len(dead or ()),
+        }
     return {
         "received": result.received,
         "inserted": result.inserted,
@@ -70,13 +76,32 @@ def ingest_batch(
     }
 
 
+def _as_payload(row: Sequence[Any]) -> dict[str, Any]:
+    device_id, ts, voltage, current, temperature, extra = row
+    doc: dict[str, Any] = {
+        "device_id": device_id,
+        "timestamp": ts,
+        "voltage": voltage,
+        "current": current,
+        "temperature": temperature,
+    }
+    if extra:
+        doc["extra"] = extra
+    return doc
+
+
 def _dead_letter_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None, detail: str) -> None:
     import time
 
     from gridmon.bridge.wire import decode_dead
 
     now = time.time()
-    letters = [DeadLetter(now, "ingest", orjson.dumps(list(r)), "ingest_refused", detail[:500]) for r in readings]
+    # Stored as the JSON object a sensor would send, on its device's topic, so a replay through
+    # the API (after whatever made the database refuse it is fixed) validates it like any reading.
+    letters = [
+        DeadLetter(now, f"grid/sensors/{r[0]}", orjson.dumps(_as_payload(r)), "ingest_refused", detail[:500])
+        for r in readings
+    ]
     letters += [decode_dead(item) for item in dead or ()]
     with db.connection() as conn, conn.cursor() as cur:
         write_dead_letters(cur, letters)

@@ -117,7 +117,7 @@ def now_utc() -> datetime:
 
 # A device that has not reported for this long is shown as `stale` (and counted so in /metrics):
 # GRIDMON_DEVICE_STALE_AFTER_S, read once when the API starts.
-STALE_AFTER_S = int(get_settings().device_stale_after_s)
+STALE_AFTER_S = get_settings().device_stale_after_s
 
 
 def _query_names(dependant: Dependant) -> set[str]:

@@ -47,7 +47,7 @@ def _exists(conn: psycopg.Connection, table: str) -> bool:
 
 def _families(conn: psycopg.Connection) -> list[Metric]:
     devices = GaugeMetricFamily(
-        "gridmon_devices", f"Known devices: online = reported within {STALE_AFTER_S} s", labels=["status"]
+        "gridmon_devices", f"Known devices: online = reported within {STALE_AFTER_S:g} s", labels=["status"]
     )
     online, stale = conn.execute(_DEVICES, {"stale": timedelta(seconds=STALE_AFTER_S)}).fetchone() or (0, 0)
     devices.add_metric(["online"], online)

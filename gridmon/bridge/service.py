@@ -28,7 +28,7 @@ from gridmon.bridge.batcher import Ack, Batch, Batcher
 from gridmon.bridge.mqtt import make_client, session_properties
 from gridmon.bridge.wire import encode_dead
 from gridmon.config import Settings, get_settings
-from gridmon.domain.readings import Rejection, parse_reading
+from gridmon.domain.readings import UNPARSEABLE, Reading, Rejection, parse_reading
 from gridmon.heartbeat import BRIDGE, bridge_key, write_heartbeat
 
 log = logging.getLogger(__name__)
@@ -98,17 +98,23 @@ class Bridge:
             return  # shutting down: left unacknowledged, the broker redelivers it
         ack: Ack | None = (self._generation, mid, qos) if qos else None
         now = time.time()
-        result = parse_reading(
-            topic,
-            payload,
-            now,
-            max_payload_bytes=self.settings.max_payload_bytes,
-            max_future_s=self.settings.max_future_s,
-        )
+        result: Reading | Rejection
+        try:
+            result = parse_reading(
+                topic,
+                payload,
+                now,
+                max_payload_bytes=self.settings.max_payload_bytes,
+                max_future_s=self.settings.max_future_s,
+            )
+        except Exception as exc:  # never let one payload stop the network thread
+            log.exception("validation failed unexpectedly topic=%s", topic)
+            result = Rejection(UNPARSEABLE, f"validation failed: {exc!r}"[:300])
         if isinstance(result, Rejection):
             self._metrics.validation_errors.inc()
             self._metrics.dead_letters.labels(result.reason).inc()
-            log.info("payload rejected reason=%s topic=%s detail=%s", result.reason, topic, result.detail)
+            # debug: a broken sensor can send thousands a second; each is counted and stored.
+            log.debug("payload rejected reason=%s topic=%s detail=%s", result.reason, topic, result.detail)
             self._batcher.add_dead(encode_dead(now, topic, bytes(payload), result), ack)
         else:
             self._batcher.add_reading(tuple(result), ack)  # plain tuple: orjson encodes it natively
@@ -185,8 +191,15 @@ class Bridge:
         """Ask `wait()` to return (signal handlers call this)."""
         self._stop.set()
 
+    def healthy(self) -> bool:
+        """Connected to MQTT with a live network thread (what the heartbeat vouches for)."""
+        thread = getattr(self._client, "_thread", None)
+        return self._client.is_connected() and thread is not None and thread.is_alive()
+
     def heartbeat(self) -> None:
-        write_heartbeat(bridge_key(self.client_id), time.time(), BRIDGE)
+        # Written only while the bridge can actually move readings, so /ready sees a dead bridge.
+        if self.healthy():
+            write_heartbeat(bridge_key(self.client_id), time.time(), BRIDGE)
 
     def wait(self) -> None:
         """Block until stop is requested, writing the heartbeat meanwhile."""

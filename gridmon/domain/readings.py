@@ -78,6 +78,7 @@ BAD_DEVICE_ID = "bad_device_id"
 OUT_OF_PHYSICAL_RANGE = "out_of_physical_range"
 BAD_TIMESTAMP = "bad_timestamp"
 FUTURE_TIMESTAMP = "future_timestamp"
+UNPARSEABLE = "unparseable"  # validation itself failed: a bug, but the payload is still recorded
 REASONS = (
     TOO_LARGE,
     NOT_JSON,
@@ -89,6 +90,7 @@ REASONS = (
     OUT_OF_PHYSICAL_RANGE,
     BAD_TIMESTAMP,
     FUTURE_TIMESTAMP,
+    UNPARSEABLE,
 )
 
 
@@ -104,7 +106,10 @@ def parse_timestamp(value: Any) -> float:
     if isinstance(value, bool):
         raise _Invalid(BAD_TIMESTAMP, f"timestamp {value!r} is not a time")
     if isinstance(value, int | float):
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:  # an integer wider than a double (the lenient JSON parser allows it)
+            raise _Invalid(BAD_TIMESTAMP, "timestamp is too large") from None
         if not math.isfinite(ts) or ts < 0:
             raise _Invalid(BAD_TIMESTAMP, f"timestamp {value!r} is not a valid epoch")
         if ts > _EPOCH_MS_THRESHOLD:
@@ -131,7 +136,10 @@ def _metric(obj: dict[str, Any], name: str) -> float:
     if type(value) is float:
         number = value
     elif type(value) is int:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _Invalid(NON_FINITE, f"field {name!r} is too large for a double") from None
     else:
         raise _Invalid(NON_NUMERIC, f"field {name!r} is {type(value).__name__}, not a number")
     if not math.isfinite(number):
@@ -164,7 +172,10 @@ def _extra_metrics(obj: dict[str, Any]) -> dict[str, float] | None:
                 continue
             if not _METRIC_NAME.fullmatch(key):
                 raise _Invalid(NON_NUMERIC, f"extra metric name {key[:64]!r} is not a valid name")
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise _Invalid(NON_FINITE, f"extra metric {key!r} is too large for a double") from None
             if not math.isfinite(number):
                 raise _Invalid(NON_FINITE, f"extra metric {key!r} is {number}")
             found[key] = number
@@ -217,7 +228,9 @@ def parse_reading(
         voltage = _metric(obj, "voltage")
         current = _metric(obj, "current")
         temperature = _metric(obj, "temperature")
-        extra = _extra_metrics(obj) if len(obj) > 5 else None
+        # Only look for further metrics when the payload has more than the fixed fields.
+        fixed = 4 + ("device_id" in obj)
+        extra = _extra_metrics(obj) if len(obj) > fixed else None
     except _Invalid as bad:
         return Rejection(bad.reason, bad.detail)
     return Reading(device_id, ts, voltage, current, temperature, extra)

@@ -28,8 +28,8 @@ def child_env(overrides: Mapping[str, str | int]) -> dict[str, str]:
 
 def spawn(args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    out = log_path.open("ab")
-    return subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    with log_path.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
 
 
 def start_worker(

@@ -72,7 +72,7 @@ class DeviceSummary(BaseModel):
     device_id: str
     first_seen: datetime
     last_seen: datetime
-    status: Literal["online", "stale"] = Field(description=f"stale = nothing received for {STALE_AFTER_S} s")
+    status: Literal["online", "stale"] = Field(description=f"stale = nothing received for {STALE_AFTER_S:g} s")
     open_alerts: int = Field(description="Alerts in state `open`.")
     acknowledged_alerts: int = Field(description="Alerts in state `acknowledged` (not yet resolved).")
     risk_level: Annotated[str | None, Field(description="Latest maintenance prediction's risk level.")] = None
