@@ -257,3 +257,15 @@ def test_ingest_path_does_not_wait_for_another_drainer(db, redis_client, migrate
     assert not publisher.pending
     assert [e["event"] for e in stream_events(redis_client)] == ["opened"]
     publisher.close()
+
+
+def test_span_running_past_an_operator_resolved_alert_opens_a_new_one(db, redis_client):
+    # A scan step whose span starts inside the resolved alert and continues after it (a backlog
+    # step, or a slow scan) must not be swallowed by the resolved alert.
+    t0 = base_time()
+    apply_findings(db, [finding(t0), finding(t0 + 2)], gap_s=60)
+    [alert] = alerts(db)
+    resolve(db, alert["id"])
+    apply_findings(db, [finding(t0 + 2), finding(t0 + 4), finding(t0 + 6)], gap_s=60)
+    states = sorted(a["state"] for a in alerts(db))
+    assert states == ["open", "resolved"]

@@ -4,8 +4,9 @@
 by `install()`): it checks the batch against the safety limits and folds any findings into
 alerts through the same episode tracker and outbox as the scan, then drains the outbox, so the
 alert reaches Redis seconds after the reading was published and a long over-voltage stays one
-alert. It never resolves anything (only the scan, which runs every detector, knows a reading
-is normal). The scan checks safety limits too, so a batch whose hook failed is still covered
+alert. It never resolves an alert as normal (only the scan, which runs every detector, knows a
+reading is normal); a new finding more than the episode gap after an open alert closes that one
+(reason `gap`) and opens another. The scan checks safety limits too, so a batch whose hook failed is still covered
 a scan later; `alert_readings` keeps the reading from being counted twice.
 """
 

@@ -129,7 +129,9 @@ def _absorb(conn: psycopg.Connection, row: Row, span: _Span) -> None:
 
 
 def _covering_resolved(conn: psycopg.Connection, device_id: str, metric: str, span: _Span) -> Row | None:
-    """A resolved alert of this key whose span overlaps `span` (late data of a reported fault)."""
+    """A resolved alert of this key whose span contains all of `span` (late data of a reported
+    fault). A span that runs past a resolved alert's last reading is not covered: it may be the
+    fault going on after an operator resolved it, and must raise a new alert rather than vanish."""
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
@@ -138,7 +140,7 @@ def _covering_resolved(conn: psycopg.Connection, device_id: str, metric: str, sp
                 WHERE device_id = %s AND metric = %s AND state = 'resolved'
                   AND opened_at <= %s AND last_seen_at >= %s
                 ORDER BY opened_at DESC LIMIT 1 FOR UPDATE""",
-            (device_id, metric, store.to_datetime(span.end), store.to_datetime(span.start)),
+            (device_id, metric, store.to_datetime(span.start), store.to_datetime(span.end)),
         ).fetchone()
 
 
