@@ -183,7 +183,10 @@ def _run_children(data_dir: Path, simulate: bool, flower_port: int, embedded: Em
         log.warning("generated %s (saved in .env)", line)
     settings = get_settings()
     migrate()
-    supervisor = Supervisor(dict(os.environ), REPO_ROOT, data_dir / "logs")
+    # Children run where `up` was started, so they read the same `.env` (with the secrets just
+    # generated) and resolve the same data directory.
+    env = {**os.environ, "GRIDMON_DATA_DIR": str(data_dir)}
+    supervisor = Supervisor(env, Path.cwd(), data_dir / "logs")
     try:
         for name, args, child_env in _children(settings, data_dir, simulate, flower_port):
             supervisor.start(name, args, child_env)

@@ -44,14 +44,18 @@ class Supervisor:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             stdout = (self.log_dir / f"{name}.log").open("ab")
-        child.proc = subprocess.Popen(
-            args,
-            env={**self.env, **(env or {})},
-            cwd=self.cwd,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            child.proc = subprocess.Popen(
+                args,
+                env={**self.env, **(env or {})},
+                cwd=self.cwd,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if stdout is not None:
+                stdout.close()  # the child has its own copy of the descriptor
         self.children.append(child)
         log.info("started name=%s pid=%d", name, child.proc.pid)
         return child
