@@ -169,3 +169,24 @@ def test_quiet_gap_splits_episodes_and_metrics_stay_apart() -> None:
     findings = [_finding(T0), _finding(T0 + 10), _finding(T0 + 500), _finding(T0 + 10, metric="current")]
     episodes = group_into_episodes(findings, max_gap_s=60)
     assert [(e.metric, e.findings_count) for e in episodes] == [("voltage", 2), ("current", 1), ("voltage", 1)]
+
+
+def test_scan_sized_steps_find_what_one_pass_finds_after_stuck_sensors() -> None:
+    # A scan's history window can start inside a stuck stretch; its baseline must not be built
+    # from the frozen values (that once produced long false episodes after each stuck sensor).
+    from gridmon.detection.pipeline import detect
+    from gridmon.simulator.dataset import generate_dataset
+
+    ds = generate_dataset(devices=4, duration_s=6 * 3600, kinds=["stuck_sensor"], seed=3, faults_per_device_day=8)
+    df = ds.readings
+    one_pass = {(f.device_id, f.ts, f.metric) for f in detect(df)}
+    stepped: set[tuple[str, float, str]] = set()
+    t, end = df.ts.min(), df.ts.max()
+    while t <= end:
+        frame = df[(df.ts >= t) & (df.ts < t + 60)]
+        history = df[(df.ts >= t - 7200) & (df.ts < t)]
+        if len(frame):
+            stepped |= {(f.device_id, f.ts, f.metric) for f in detect(frame, history=history if len(history) else None)}
+        t += 60
+    assert one_pass  # the stuck sensors are found
+    assert stepped == one_pass

@@ -16,7 +16,9 @@ How it works, and why:
   overheating stays anomalous for the hour instead of becoming the new normal after a few
   minutes. A genuine permanent change is accepted after `max_freeze_s`. A bin whose spread
   collapsed below a tenth of the usual one (a stuck sensor repeating its last value) is
-  rejected too, or the recovery from it would look like an anomaly.
+  rejected too, or the recovery from it would look like an anomaly — also before the baseline
+  exists, judged against the device's typical spread in the data at hand (a scan's history
+  window can start inside a stuck stretch).
 - A device needs `min_bins` accepted bins before it has a baseline at all; until then its
   centre is NaN and the statistical detector stays silent for it (safe on short input).
 - The scale combines the within-bin noise (median of the bin deviations) with the wander of the
@@ -28,6 +30,7 @@ How it works, and why:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +85,9 @@ def _median_axis1(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, count
 
 
-def roll_accepted(means: np.ndarray, stds: np.ndarray, config: BaselineConfig) -> tuple[np.ndarray, np.ndarray]:
+def roll_accepted(
+    means: np.ndarray, stds: np.ndarray, config: BaselineConfig, typical_std: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Centre and scale of every (device, bin rank, metric) from earlier accepted bins.
 
     `means` and `stds` are (devices, ranks, metrics), NaN where a device has no such bin. The
@@ -118,7 +123,13 @@ def roll_accepted(means: np.ndarray, stds: np.ndarray, config: BaselineConfig) -
         with np.errstate(invalid="ignore"):
             far = np.abs(m - center) > config.accept_z * np.maximum(scale, RELATIVE_SCALE_FLOOR * np.abs(center))
             collapsed = s < COLLAPSE_RATIO * scale
-        reject = present & ready & (far | collapsed)
+            # Before a baseline exists there is no scale to compare with: judge a bin's spread
+            # against the device's typical spread over all the data at hand, so a window that
+            # starts inside a stuck stretch does not build its baseline from frozen values.
+            early_collapsed = (
+                ~ready & (s < COLLAPSE_RATIO * typical_std) if typical_std is not None else np.zeros_like(ready)
+            )
+        reject = present & ((ready & (far | collapsed)) | early_collapsed)
         frozen = np.where(reject, frozen + 1, np.where(present, 0, frozen))
         accept = present & (~reject | (frozen > max_frozen))
         if accept.any():
@@ -161,7 +172,10 @@ def device_baseline(
     dense_mean[group_dev, rank] = mean
     dense_std[group_dev, rank] = std
 
-    c_dense, s_dense = roll_accepted(dense_mean, dense_std, config)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (sparse devices) give NaN
+        typical_std = np.nanmedian(dense_std, axis=1)
+    c_dense, s_dense = roll_accepted(dense_mean, dense_std, config, typical_std)
     lag = max(1, int(config.trend_bins))
     t_dense = np.full_like(c_dense, np.nan)
     if n_ranks > lag:
