@@ -140,3 +140,13 @@ def test_predictions_latest_per_device(db, make_client: ClientFactory) -> None:
     # The device list shows the latest risk too.
     listed = {d["device_id"]: d for d in client.get("/devices").json()["items"]}
     assert listed["quiet"]["risk_level"] is None
+
+
+def test_unreadable_body_is_400_not_422(db, make_client: ClientFactory) -> None:
+    client = make_client()
+    for body in (b"{not json", b"\xff\xfe"):
+        response = client.post(
+            "/admin/predict", content=body, headers={**bearer(ADMIN), "Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"] == "request body is not valid JSON"

@@ -87,6 +87,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         )
         for err in exc.errors()
     ]
+    if any(e.type == "json_invalid" for e in errors):
+        # Not a wrong value but an unreadable body (not JSON, not UTF-8): 400, as documented.
+        return error_response(400, "request body is not valid JSON", errors=errors)
     summary = "; ".join(f"{_loc_text(e.loc)}: {e.msg}" for e in errors[:5]) or "invalid request"
     return error_response(422, f"invalid request: {summary}", errors=errors)
 
