@@ -1,4 +1,4 @@
-"""Celery beat schedule: which periodic task runs how often, on which queue.
+"""Celery beat schedule: which periodic task runs how often (queues come from the app's routes).
 
 Entries refer to tasks by name; `tests/test_task_registry.py` pins those names so a rename cannot
 silently orphan a beat entry. Each periodic task expires before its next run, so a backlog after
@@ -24,18 +24,18 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "maintenance-predict": {
             "task": "workers.maintenance.predict",
             "schedule": PREDICT_INTERVAL_S,
-            "options": {"queue": "maintenance", "expires": PREDICT_INTERVAL_S},
+            "options": {"expires": PREDICT_INTERVAL_S},
         },
     }
     # --- detection and alerts: scan every minute, retrain hourly (both expire before the next run)
     schedule["anomaly-scan"] = {
         "task": "workers.scanning.scan",
         "schedule": settings.scan_interval_s,
-        "options": {"queue": "scan", "expires": settings.scan_interval_s},
+        "options": {"expires": settings.scan_interval_s},
     }
     schedule["model-retrain"] = {
         "task": "workers.training.retrain",
         "schedule": settings.retrain_interval_s,
-        "options": {"queue": "ml", "expires": settings.retrain_interval_s},
+        "options": {"expires": settings.retrain_interval_s},
     }
     return schedule

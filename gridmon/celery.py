@@ -36,18 +36,12 @@ VISIBILITY_TIMEOUT_S = 3600
 TASK_MODULES = ["workers.ingest", "workers.system", "workers.scanning", "workers.training", "workers.maintenance"]
 
 
-def _existing_task_modules() -> list[str]:
-    import importlib.util
-
-    return [name for name in TASK_MODULES if importlib.util.find_spec(name) is not None]
-
-
 def make_app() -> Celery:
     settings = get_settings()
     celery_app = Celery("gridmon", broker=settings.broker_url, backend=settings.result_backend)
     exchange = Exchange("gridmon", type="direct")
     celery_app.conf.update(
-        include=_existing_task_modules(),
+        include=TASK_MODULES,
         task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
         task_default_queue=QUEUE_INGEST,
         task_default_exchange="gridmon",

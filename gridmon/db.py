@@ -15,6 +15,7 @@ from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import sqlalchemy.exc
 from psycopg import sql
 from sqlalchemy import Engine, create_engine
 
@@ -25,6 +26,15 @@ log = logging.getLogger(__name__)
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# Errors that mean "the database is not reachable right now" (retry later), as opposed to errors
+# about the data itself. Celery tasks retry on these.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -70,7 +80,8 @@ def connection() -> Iterator[psycopg.Connection]:
         raw.close()
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
+    """The same server URL with another database name."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
@@ -79,7 +90,7 @@ def ensure_database(url: str | None = None) -> bool:
     """Create the configured database if it does not exist. Returns True when it was created."""
     url = url or get_settings().database_url
     name = urlsplit(url).path.lstrip("/") or "postgres"
-    admin_url = _with_database(url, "postgres")
+    admin_url = with_database(url, "postgres")
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():

@@ -119,6 +119,8 @@ def test_refused_batch_is_dead_lettered_in_a_replayable_form(db: psycopg.Connect
     from workers.ingest import _dead_letter_batch
 
     _dead_letter_batch([("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})], None, "value out of range for type")
-    topic, payload, reason = db.execute("SELECT topic, payload, reason FROM dead_letters").fetchone()
+    row = db.execute("SELECT topic, payload, reason FROM dead_letters").fetchone()
+    assert row is not None
+    topic, payload, reason = row
     assert (topic, reason) == ("grid/sensors/dev_r", "ingest_refused")
     assert parse_reading(topic, bytes(payload), T0 + 1) == Reading("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})

@@ -20,6 +20,7 @@ from celery import Task
 from gridmon import db, ingest, metrics, tracing
 from gridmon.alerts import hook as safety_hook
 from gridmon.celery import app
+from gridmon.db import TRANSIENT_DB_ERRORS
 from gridmon.domain.readings import DeadLetter
 from gridmon.storage.readings import write_dead_letters
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 # 260 V reading alerts within one batch instead of waiting for the next scan.
 safety_hook.install()
 
-TRANSIENT_DB_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 @app.task(

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
-import sqlalchemy.exc
 from celery import Task
 
 from gridmon.celery import app
+from gridmon.db import TRANSIENT_DB_ERRORS
 from gridmon.maintenance.model import PREDICT_INTERVAL_S
 from gridmon.maintenance.service import run_predictions
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_DB_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 @app.task(

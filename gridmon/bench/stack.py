@@ -11,7 +11,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -21,11 +20,6 @@ from gridmon.services.mosquitto import MosquittoProcess, free_port
 from gridmon.services.redis_server import RedisProcess
 
 log = logging.getLogger(__name__)
-
-
-def database_named(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 @dataclass

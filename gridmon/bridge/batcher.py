@@ -133,8 +133,3 @@ class Batcher:
             self._cond.notify_all()
         self._thread.join(timeout)
         return not self._thread.is_alive()
-
-    def pending(self) -> int:
-        """Messages buffered and not yet handed over."""
-        with self._cond:
-            return len(self._current) + sum(len(b) for b in self._ready)

@@ -33,11 +33,11 @@ def ingest_cmd(
 ) -> None:
     """Publisher → Mosquitto → bridge → Celery → PostgreSQL, live and drain phases."""
     from gridmon.bench.ingest import run_ingest_bench
-    from gridmon.bench.stack import database_named
+    from gridmon.db import with_database
 
     # SIGTERM must unwind like Ctrl-C so the private stack's processes are stopped, not orphaned.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    url = database_named(get_settings().database_url, database)
+    url = with_database(get_settings().database_url, database)
     result = run_ingest_bench(
         database_url=url, readings=readings, rate=rate, devices=devices, workers=workers, broker_url=broker_url
     )

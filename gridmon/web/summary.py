@@ -1,10 +1,10 @@
 """The fleet summary the live stream sends every second: readings/s now, devices, open alerts.
 
 One statement reads it all. "Readings per second now" is the number of rows whose `ingested_at`
-falls in the last `window_s` seconds, divided by the window: `ingested_at` is set by the ingest
-transaction (its start time), so a sliding window of a few seconds smooths the batch edges while
-still reacting within seconds. The BRIN index on `ingested_at` keeps the count to the newest
-block ranges. The same online/stale rule as the API's device list applies.
+falls in the last `window_s` seconds, divided by the window: `ingested_at` is the time each row
+was written (`clock_timestamp()` in the ingest transaction), so a sliding window of a few seconds
+smooths the batch edges while still reacting within seconds. The BRIN index on `ingested_at`
+keeps the count to the newest block ranges. The same online/stale rule as the API's device list applies.
 """
 
 from __future__ import annotations
