@@ -30,7 +30,7 @@ import psycopg
 from gridmon.alerts import store
 from gridmon.alerts.store import AlertEvent, Row
 from gridmon.detection.base import Finding, severity_rank
-from gridmon.detection.episodes import group_into_episodes
+from gridmon.detection.episodes import group_into_episodes, join_detectors
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,6 @@ class _Span:
     description: str
     peak_ts: float
     ts: list[float]
-
-
-def _union(*detectors: str | None) -> str:
-    """`safety` + `forest+statistical` → `forest+safety+statistical` (the pipeline's convention)."""
-    return "+".join(sorted({part for d in detectors if d for part in d.split("+")}))
 
 
 def _outranks(severity: str, score: float, row: Row) -> bool:
@@ -105,7 +100,7 @@ def _merge(conn: psycopg.Connection, row: Row, span: _Span) -> tuple[Row, AlertE
         "opened_at": min(row["opened_at"], store.to_datetime(span.start)),
         "last_seen_at": max(row["last_seen_at"], store.to_datetime(span.end)),
     }
-    changes["detector"] = _union(row["detector"], span.detector)
+    changes["detector"] = join_detectors((row["detector"], span.detector))
     escalates = severity_rank(span.severity) > severity_rank(row["severity"])
     if _outranks(span.severity, span.score, row):
         changes.update(

@@ -35,8 +35,9 @@ class Episode:
         return self.end - self.start
 
 
-def _detectors(names: Iterable[str]) -> str:
-    parts = {part for name in names for part in name.split("+")}
+def join_detectors(names: Iterable[str | None]) -> str:
+    """`safety`, `forest+statistical` → `forest+safety+statistical` (the pipeline's convention)."""
+    parts = {part for name in names if name for part in name.split("+")}
     return "+".join(sorted(parts))
 
 
@@ -74,7 +75,7 @@ def _close(device_id: str, metric: str, items: list[Finding]) -> Episode:
         peak_severity=peak.severity,
         findings_count=len(items),
         peak_value=peak.value,
-        detector=_detectors(f.detector for f in items),
+        detector=join_detectors(f.detector for f in items),
         score=peak.score,
         description=peak.description,
     )
