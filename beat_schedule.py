@@ -1,5 +1,8 @@
 """Celery beat schedule: which periodic task runs how often (queues come from the app's routes).
 
+It imports only the settings: the Celery app (`gridmon.celery`, the wiring layer) imports it,
+never the other way round, and every interval is a setting.
+
 Entries refer to tasks by name; `tests/test_task_registry.py` pins those names so a rename cannot
 silently orphan a beat entry. Each periodic task expires before its next run, so a backlog after
 an outage runs once, not once per missed tick.
@@ -10,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from gridmon.config import Settings
-from gridmon.maintenance.model import PREDICT_INTERVAL_S
 
 
 def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -23,8 +25,8 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "maintenance-predict": {
             "task": "workers.maintenance.predict",
-            "schedule": PREDICT_INTERVAL_S,
-            "options": {"expires": PREDICT_INTERVAL_S},
+            "schedule": settings.predict_interval_s,
+            "options": {"expires": settings.predict_interval_s},
         },
     }
     # --- detection and alerts: scan every minute, retrain hourly (both expire before the next run)

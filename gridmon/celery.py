@@ -106,8 +106,8 @@ def _worker_metrics(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _fresh_process(**_: Any) -> None:
     """A forked pool process must not reuse the parent's database sockets."""
-    from gridmon.db import dispose_engine
     from gridmon.metrics import use_multiprocess_values
+    from gridmon.storage.db import dispose_engine
 
     dispose_engine()
     use_multiprocess_values()

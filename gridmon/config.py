@@ -13,6 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout (or install) root: where `alembic.ini` and `alembic/` live."""
+
 _PLACEHOLDER_SECRETS = {"changeme", "changethis", "secret", "password", "admin", "token"}
 
 
@@ -245,6 +248,18 @@ class Settings(BaseSettings):
     """Anomalies of one device and metric closer than this are one episode (one alert); an episode
     ends when the device's readings run this far past its last anomaly without another."""
 
+    predict_interval_s: float = Field(900.0, gt=0, validation_alias=_env("PREDICT_INTERVAL_S"))
+    """How often beat runs the maintenance prediction (on the `maintenance` queue)."""
+
+    scan_stuck_transaction_s: float = Field(600.0, gt=0, validation_alias=_env("SCAN_STUCK_TRANSACTION_S"))
+    """Transactions open longer than this no longer hold back the scan's upper bound (they are logged)."""
+
+    counted_readings_retention_s: float = Field(86400.0, gt=0, validation_alias=_env("COUNTED_READINGS_RETENTION_S"))
+    """How long the readings a resolved alert counted are remembered (dedupe of ingest check and scan)."""
+
+    outbox_retention_s: float = Field(7 * 86400.0, gt=0, validation_alias=_env("OUTBOX_RETENTION_S"))
+    """Published outbox rows are kept this long for inspection, then deleted by the scan."""
+
     stale_factor: float = Field(5.0, gt=1, validation_alias=_env("STALE_FACTOR"))
     """A device silent for longer than this many times its usual interval raises `no_data`."""
 
@@ -252,10 +267,17 @@ class Settings(BaseSettings):
     """…and for at least this long, so a fast device's hiccup is not an alert."""
 
     alerts_list_max: int = Field(10_000, ge=1, validation_alias=_env("ALERTS_LIST_MAX"))
-    """Length cap of the `alerts:anomalies` Redis list (LTRIM after each push)."""
+    """Length cap of each outbox Redis list, `alerts:anomalies` and `alerts:maintenance` (LTRIM after each push)."""
 
     alerts_stream_maxlen: int = Field(100_000, ge=1, validation_alias=_env("ALERTS_STREAM_MAXLEN"))
-    """Approximate length cap of the `alerts:anomalies:stream` Redis stream (XADD MAXLEN ~)."""
+    """Approximate length cap of each outbox Redis stream, `alerts:anomalies:stream` and
+    `alerts:maintenance:stream` (XADD MAXLEN ~)."""
+
+    publish_backoff_s: float = Field(5.0, ge=0, validation_alias=_env("PUBLISH_BACKOFF_S"))
+    """After a Redis failure, the ingest path's opportunistic outbox drains wait this long before trying again."""
+
+    publish_idle_check_s: float = Field(5.0, ge=0, validation_alias=_env("PUBLISH_IDLE_CHECK_S"))
+    """With nothing known to be pending, the ingest path looks at the outbox at most this often."""
 
     @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:
@@ -267,6 +289,18 @@ class Settings(BaseSettings):
     def models_path(self) -> Path:
         """The model artifact directory (`model_dir`, defaulted from `data_dir`)."""
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL with another database name."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def parts_for_log(url: str) -> str:
+    """host:port/db of a database URL, without credentials (for error messages and logs)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
 @functools.lru_cache(maxsize=1)

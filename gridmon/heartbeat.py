@@ -7,7 +7,7 @@ import logging
 
 import redis
 
-from gridmon.config import get_settings
+from gridmon.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def beat_key() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url, socket_timeout=2, socket_connect_timeout=2)
+    return redis_client(connect_timeout_s=2.0)
 
 
 def write_heartbeat(key: str, now: float, component: str) -> bool:

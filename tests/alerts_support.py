@@ -11,10 +11,10 @@ import orjson
 import pytest
 import redis
 
-from gridmon import db
-from gridmon.alerts import hook
-from gridmon.alerts.publisher import LIST_KEY, STREAM_KEY, get_publisher
 from gridmon.config import get_settings
+from gridmon.jobs.ingest import cached_limits
+from gridmon.jobs.publish import LIST_KEY, STREAM_KEY, get_publisher
+from gridmon.storage import db
 from gridmon.storage.readings import write_readings
 
 Rows = list[list[Any]]
@@ -42,7 +42,7 @@ def with_voltage(rows: Rows, voltage: float) -> Rows:
 
 
 def store(rows: Sequence[Sequence[Any]]) -> None:
-    """Store readings in one transaction, bypassing the ingest hooks (scan-only tests)."""
+    """Store readings in one transaction, bypassing the ingest job's safety check (scan-only tests)."""
     with db.connection() as conn:
         write_readings(conn, rows)
 
@@ -78,11 +78,11 @@ def fresh_alerting(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(settings, "scan_safety_lag_s", 0.0)
     monkeypatch.setattr(settings, "scan_initial_lookback_s", 86400.0)
     get_publisher.cache_clear()
-    hook._limits.cache_clear()
+    cached_limits.cache_clear()
     yield
     get_publisher().close()
     get_publisher.cache_clear()
-    hook._limits.cache_clear()
+    cached_limits.cache_clear()
 
 
 def base_time() -> float:

@@ -66,7 +66,7 @@ def add_readings(
 
 def add_alert(conn: psycopg.Connection, device_id: str, metric: str = "voltage", **fields: Any) -> int:
     """Insert an alert through the alerts store; returns its id."""
-    from gridmon.alerts import store
+    from gridmon.storage import alerts as store
 
     now = datetime.now(UTC).timestamp()
     values: dict[str, Any] = {

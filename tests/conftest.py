@@ -45,7 +45,7 @@ def _admin_url(url: str) -> str:
 @pytest.fixture(scope="session")
 def migrated_database() -> str:
     """A freshly created test database, migrated to the latest schema (once per session)."""
-    from gridmon.db import dispose_engine, migrate
+    from gridmon.storage.db import dispose_engine, migrate
 
     name = TEST_DB_URL.rsplit("/", 1)[1]
     with psycopg.connect(_admin_url(TEST_DB_URL), autocommit=True) as conn:

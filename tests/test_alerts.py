@@ -1,6 +1,6 @@
 """Alert episodes and publishing against the real PostgreSQL and Redis.
 
-The ingest hook is driven through `gridmon.ingest.store_batch` (the real ingest unit of work),
+The ingest path's safety check is driven through `gridmon.jobs.ingest.store_batch` (the real ingest job),
 the scan through `run_scan`; Redis is read back from the list, the channel and the stream.
 """
 
@@ -9,15 +9,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gridmon.alerts import hook
-from gridmon.alerts.message import AnomalyAlert
-from gridmon.alerts.publisher import CHANNEL, LIST_KEY, Publisher
-from gridmon.alerts.store import AlertStateError, acknowledge, get_alert, resolve
 from gridmon.alerts.tracker import apply_findings
 from gridmon.config import get_settings
 from gridmon.detection.base import Finding
-from gridmon.ingest import store_batch
-from gridmon.scan import run_scan
+from gridmon.domain.alerts import AnomalyAlert
+from gridmon.jobs.ingest import store_batch
+from gridmon.jobs.publish import CHANNEL, LIST_KEY, Publisher
+from gridmon.jobs.scan import run_scan
+from gridmon.storage.alerts import AlertStateError, acknowledge, get_alert, resolve
 from tests.alerts_support import (
     alerts,
     base_time,
@@ -32,11 +31,6 @@ from tests.alerts_support import (
 
 __all__ = ["fresh_alerting"]
 pytestmark = pytest.mark.usefixtures("fresh_alerting")
-
-
-@pytest.fixture()
-def hooked():
-    hook.install()
 
 
 def channel_messages(pubsub) -> list[dict]:
@@ -56,7 +50,7 @@ def finding(ts: float, severity: str = "high", value: float = 258.0, metric: str
     return Finding("dev-a", ts, metric, value, severity, "safety", 0.1, f"{metric} {value}")
 
 
-def test_episode_of_50_anomalous_readings_is_one_alert_and_one_message(db, redis_client, hooked):
+def test_episode_of_50_anomalous_readings_is_one_alert_and_one_message(db, redis_client):
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CHANNEL)
     t0 = base_time()
@@ -83,7 +77,7 @@ def test_episode_of_50_anomalous_readings_is_one_alert_and_one_message(db, redis
     pubsub.close()
 
 
-def test_rising_severity_escalates_once_and_normal_readings_resolve(db, redis_client, hooked):
+def test_rising_severity_escalates_once_and_normal_readings_resolve(db, redis_client):
     t0 = base_time()
     rows = normal_rows("dev-a", t0, 200)
     rows[20:30] = with_voltage(rows[20:30], 252.0)  # low
@@ -128,7 +122,7 @@ def test_late_findings_inside_a_resolved_episode_do_not_alert_again(db, redis_cl
     assert [e for _, e, _ in outbox(db)] == ["opened", "resolved"]
 
 
-def test_hook_and_scan_count_a_reading_once(db, redis_client, hooked):
+def test_hook_and_scan_count_a_reading_once(db, redis_client):
     t0 = base_time()
     rows = normal_rows("dev-a", t0, 30)
     rows[10:15] = with_voltage(rows[10:15], 270.0)
@@ -171,7 +165,6 @@ def test_redis_down_keeps_events_until_it_returns(db, redis_client, tmp_path, mo
     server = RedisProcess(tmp_path / "redis").start()
     port = server.port
     monkeypatch.setattr(get_settings(), "redis_url", server.url)
-    hook.install()
     publisher = Publisher(server.url)
     try:
         t0 = base_time()
@@ -227,7 +220,7 @@ def test_silent_device_raises_no_data_then_resolves(db, redis_client, monkeypatc
     assert [e["event"] for e in stream_events(redis_client)] == ["opened", "resolved"]
 
 
-def test_device_profile_limits_apply_in_the_ingest_hook(db, redis_client, hooked):
+def test_device_profile_limits_apply_in_the_ingest_hook(db, redis_client):
     t0 = base_time()
     db.execute(
         "INSERT INTO devices (device_id, first_seen, last_seen, nominal_voltage, rated_current) "
@@ -245,7 +238,7 @@ def test_device_profile_limits_apply_in_the_ingest_hook(db, redis_client, hooked
 def test_ingest_path_does_not_wait_for_another_drainer(db, redis_client, migrated_database):
     import psycopg
 
-    from gridmon.alerts.publisher import _DRAIN_LOCK
+    from gridmon.storage.outbox import _DRAIN_LOCK
 
     apply_findings(db, [finding(base_time())], gap_s=60)
     publisher = Publisher()

@@ -1,5 +1,5 @@
 """End to end: a 260 V reading published over MQTT reaches `alerts:anomalies`, its channel and its
-stream — through the real bridge, Celery ingest worker and the ingest path's safety hook.
+stream — through the real bridge, Celery ingest worker and the ingest job's safety check.
 
 Runs a private Mosquitto (the project's configuration) and a private Redis (Celery broker and
 alert target), so nothing of a running gridmon is touched.
@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
-from gridmon.alerts.publisher import CHANNEL, LIST_KEY, STREAM_KEY
+from gridmon.jobs.publish import CHANNEL, LIST_KEY, STREAM_KEY
 from gridmon.services import procs
 from gridmon.services.mosquitto import MosquittoProcess
 from gridmon.services.redis_server import RedisProcess

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from gridmon.celery import app as celery_app
 from gridmon.maintenance.model import MaintenancePrediction
-from gridmon.maintenance.storage import insert_prediction
+from gridmon.storage.predictions import insert_prediction
 from tests.api_support import ADMIN, ClientFactory, add_readings, bearer, make_client
 
 __all__ = ["make_client"]

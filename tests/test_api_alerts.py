@@ -6,7 +6,8 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-from gridmon.storage.readings import DeadLetter, write_dead_letters
+from gridmon.domain.readings import DeadLetter
+from gridmon.storage.dead_letters import write_dead_letters
 from tests.api_support import ADMIN, ClientFactory, add_alert, bearer, make_client
 
 __all__ = ["make_client"]

@@ -15,8 +15,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from gridmon.domain.readings import DeadLetter
 from gridmon.heartbeat import beat_key, bridge_key
-from gridmon.storage.readings import DeadLetter, write_dead_letters
+from gridmon.storage.dead_letters import write_dead_letters
 from tests.api_support import ADMIN, ClientFactory, add_alert, add_readings, bearer, make_client
 
 __all__ = ["make_client"]
@@ -197,7 +198,7 @@ def test_errors_are_json(db, make_client: ClientFactory) -> None:
 
 
 def test_database_down_is_503_naming_the_setting(make_client: ClientFactory) -> None:
-    from gridmon.db import dispose_engine
+    from gridmon.storage.db import dispose_engine
 
     client = make_client(GRIDMON_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_free_port()}/nowhere")
     dispose_engine()

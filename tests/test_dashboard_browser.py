@@ -34,8 +34,7 @@ import redis
 from playwright.sync_api import expect, sync_playwright
 
 from gridmon.bench.stack import IngestStack
-from gridmon.config import Settings
-from gridmon.db import REPO_ROOT
+from gridmon.config import REPO_ROOT, Settings
 from gridmon.services import procs
 from gridmon.services.mosquitto import free_port
 from gridmon.simulator.dataset import degradation_scenario, healthy_scenario
@@ -207,7 +206,7 @@ def live_stack(db: psycopg.Connection, tmp_path: Path) -> Iterator[tuple[IngestS
             seed_history(db, time.time() - 60.0)
             with api_process(api_env, tmp_path / "api.log") as api_url:
                 set_profiles(api_url)
-                from gridmon.maintenance.service import run_predictions
+                from gridmon.jobs.predict import run_predictions
 
                 client = redis.Redis.from_url(stack.redis.url)
                 assert run_predictions(client=client).devices == DEVICES

@@ -24,16 +24,16 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
-from gridmon.alerts.message import AnomalyAlert
-from gridmon.alerts.publisher import CHANNEL, message_bytes
 from gridmon.api import create_app
+from gridmon.api.dashboard.assets import STATIC_DIR, plotly_bundle
+from gridmon.api.dashboard.hub import RESYNC, LiveEvent, LiveHub
+from gridmon.api.dashboard.router import event_stream
 from gridmon.config import Settings
+from gridmon.domain.alerts import AnomalyAlert
+from gridmon.jobs.publish import CHANNEL, message_bytes
 from gridmon.services.mosquitto import free_port
 from gridmon.services.procs import wait_until
-from gridmon.web.assets import STATIC_DIR, plotly_bundle
-from gridmon.web.hub import RESYNC, LiveEvent, LiveHub
-from gridmon.web.router import event_stream
-from gridmon.web.summary import FleetSummary, fetch_summary
+from gridmon.storage.fleet import FleetSummary, fetch_summary
 from tests.api_support import ADMIN, READER, WRONG, ClientFactory, add_alert, add_readings, bearer, make_client
 from tests.conftest import TEST_REDIS_URL
 

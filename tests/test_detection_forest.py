@@ -131,7 +131,7 @@ def test_bench_command_prints_json_last() -> None:
 
     from click.testing import CliRunner
 
-    from gridmon.detection.bench import detect as bench_detect
+    from gridmon.cli.bench import detect_cmd as bench_detect
 
     args = ["--json", "--readings", "3000", "--devices", "5", "--history-minutes", "10"]
     args += ["--scans", "1", "--train-readings", "3000", "--repeats", "1"]

@@ -29,7 +29,7 @@ import psycopg
 import pytest
 import redis
 
-from gridmon.alerts.publisher import LIST_KEY
+from gridmon.jobs.publish import LIST_KEY
 from gridmon.services import procs
 from gridmon.services.embedded import EmbeddedServices
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from gridmon.cli.evaluate import eval_group, register
 from gridmon.detection.episodes import Episode
-from gridmon.detection.scoring import TruthEvent, event_scores, label_segments, pointwise_counts, pointwise_scores
+from gridmon.evaluation.scoring import TruthEvent, event_scores, label_segments, pointwise_counts, pointwise_scores
 from gridmon.simulator.catalogue import FAULT_KINDS
 
 SUMMARY_KEYS = {"precision", "recall", "f1", "false_alerts_per_device_day", "median_delay_s"}

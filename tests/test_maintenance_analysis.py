@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gridmon.evaluation.maintenance_baseline import baseline_predict
 from gridmon.maintenance.aging import NORMAL_LIFE_H, aging_factor, summarise_aging
-from gridmon.maintenance.baseline import baseline_predict
 from gridmon.maintenance.buckets import bucketize
 from gridmon.maintenance.model import DeviceProfile, Episode, MaintenanceConfig
 from gridmon.maintenance.predict import predict_from_readings

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from gridmon.maintenance.cli import _table, maintenance_eval
+from gridmon.cli.eval_maintenance import _table, maintenance_eval
 
 
 def test_eval_prints_the_summary_json_for_ours_and_the_baseline():

@@ -15,12 +15,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gridmon.maintenance import storage
+from gridmon.domain.alerts import MAINTENANCE
+from gridmon.jobs.predict import run_predictions
 from gridmon.maintenance.buckets import BUCKET_COLUMNS, bucketize
 from gridmon.maintenance.model import DeviceProfile, MaintenanceConfig
-from gridmon.maintenance.notify import CHANNEL, LIST_KEY
-from gridmon.maintenance.service import run_predictions
 from gridmon.maintenance.trend import DAY_S
+from gridmon.storage import alerts as alert_store
+from gridmon.storage import maintenance_reads, predictions
 
 
 def readings(
@@ -63,6 +64,9 @@ def insert(
             )
 
 
+CHANNEL, LIST_KEY = MAINTENANCE.channel, MAINTENANCE.list_key
+
+
 def messages(client: redis.Redis) -> list[dict]:
     return [json.loads(raw) for raw in client.lrange(LIST_KEY, 0, -1)]
 
@@ -98,7 +102,7 @@ def test_sql_buckets_equal_pandas_buckets(db):
     config = MaintenanceConfig()
     profile = DeviceProfile("sqlpd", rated_current=10.0)
     start = end - config.lookback_s
-    from_sql = storage.load_buckets(db, profile, start=start, end=end, config=config)
+    from_sql = maintenance_reads.load_buckets(db, profile, start=start, end=end, config=config)
     from_pandas = bucketize(
         frame,
         bucket_s=config.bucket_s,
@@ -116,7 +120,7 @@ def test_newest_reading_from_the_database_is_the_latest(db):
     end = time.time()
     frame = readings("newest", end=end, days=1, level_now=50.0, slope=1.0, seed=2)
     insert(db, frame)
-    newest = storage.load_newest_reading(db, "newest", start=end - DAY_S * 2, end=end + 1)
+    newest = maintenance_reads.load_newest_reading(db, "newest", start=end - DAY_S * 2, end=end + 1)
     assert newest is not None
     last = frame.sort_values("ts").iloc[-1]
     assert newest.ts == pytest.approx(float(last.ts), abs=1e-3)
@@ -143,7 +147,7 @@ def test_task_predicts_every_device_and_notifies_the_high_risk_one(db, redis_cli
     assert summary["sent"] == 2 and summary["pending"] == 0
     count = db.execute("SELECT count(*) FROM maintenance_predictions").fetchone()[0]
     assert count == 3
-    latest = {p.device_id: p for p in storage.latest_predictions(db)}
+    latest = {p.device_id: p for p in predictions.latest_predictions(db)}
     assert set(latest) == {"hot", "calm", "lowlimit"}
     hot, calm, low = latest["hot"], latest["calm"], latest["lowlimit"]
     assert hot.risk_level == "critical" and hot.predicted_failure_date is not None
@@ -154,9 +158,9 @@ def test_task_predicts_every_device_and_notifies_the_high_risk_one(db, redis_cli
     assert 4.0 < (low.predicted_failure_date.timestamp() - end) / DAY_S < 6.0
     assert low.inputs["profile"]["temperature_limit"] == 60.0
     assert low.risk_level == "critical"  # within 7 days of its own limit
-    again = storage.latest_prediction(db, "hot")
+    again = predictions.latest_prediction(db, "hot")
     assert again is not None and again.risk_score == hot.risk_score and again.interval == hot.interval
-    assert storage.latest_prediction(db, "nobody") is None
+    assert predictions.latest_prediction(db, "nobody") is None
 
     sent = {m["device_id"]: m for m in messages(redis_client)}
     assert set(sent) == {"hot", "lowlimit"}  # calm is low risk: not announced
@@ -221,7 +225,7 @@ def test_redis_outage_keeps_the_notification_until_redis_is_back(db, redis_clien
 
 
 def test_recent_anomaly_episodes_come_from_the_alerts_table(db, redis_client):
-    if not storage.alerts_table_exists(db):
+    if not alert_store.alerts_table_exists(db):
         pytest.skip("alerts table not migrated in this tree")
     now = datetime.now(UTC)
     insert(db, readings("alerted", end=now.timestamp() - 5, days=2, level_now=40.0, slope=0.0, seed=10))
@@ -230,7 +234,7 @@ def test_recent_anomaly_episodes_come_from_the_alerts_table(db, redis_client):
         " VALUES ('alerted', 'temperature', 'zscore', 'high', now() - interval '2 hours', now())"
     )
     run_predictions(now=now)
-    p = storage.latest_prediction(db, "alerted")
+    p = predictions.latest_prediction(db, "alerted")
     assert p is not None
     assert p.inputs["episodes"]["count"] == 1 and p.inputs["episodes"]["max_severity"] == "high"
     assert any(f["factor"] == "anomaly_episodes" for f in p.risk_factors)

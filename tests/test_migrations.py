@@ -10,7 +10,8 @@ import sys
 import psycopg
 from psycopg import sql
 
-from gridmon.db import REPO_ROOT, ensure_database
+from gridmon.config import REPO_ROOT
+from gridmon.storage.db import ensure_database
 
 EXPECTED_TABLES = {
     "sensor_readings",

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from gridmon.bench.stack import IngestStack
-from gridmon.db import migrate
 from gridmon.services.postgres_server import PostgresProcess
 from gridmon.services.procs import wait_until
+from gridmon.storage.db import migrate
 from tests.pipeline_helpers import publish, publish_in_background, reading_payloads, running_stack, stored_rows
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from gridmon.config import get_settings
-from gridmon.scan import run_scan
+from gridmon.jobs.scan import run_scan
 from tests.alerts_support import alerts, base_time, fresh_alerting, normal_rows, store, with_voltage
 
 __all__ = ["fresh_alerting"]
@@ -96,7 +96,7 @@ def test_second_scan_at_the_same_time_is_busy(db, migrated_database):
 def test_frames_carry_extra_metrics(db):
     from datetime import UTC, datetime, timedelta
 
-    from gridmon.detection_store.frames import ingested_between
+    from gridmon.storage.frames import ingested_between
 
     t0 = base_time()
     store([["dev-a", t0, 230.0, 4.0, 35.0, {"frequency": 50.01}], ["dev-b", t0, 231.0, 4.1, 36.0, None]])

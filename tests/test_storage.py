@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import psycopg
 
-from gridmon import ingest
-from gridmon.bridge.wire import encode_dead
-from gridmon.db import connection
 from gridmon.domain.readings import Rejection
+from gridmon.domain.wire import encode_dead
+from gridmon.jobs import ingest
+from gridmon.storage.db import connection
 from gridmon.storage.readings import write_readings
 
 T0 = 1_790_000_000.0
@@ -116,7 +116,7 @@ def test_readings_as_named_tuples_are_written(db: psycopg.Connection) -> None:
 
 def test_refused_batch_is_dead_lettered_in_a_replayable_form(db: psycopg.Connection) -> None:
     from gridmon.domain.readings import Reading, parse_reading
-    from workers.ingest import _dead_letter_batch
+    from gridmon.jobs.ingest import dead_letter_batch as _dead_letter_batch
 
     _dead_letter_batch([("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})], None, "value out of range for type")
     row = db.execute("SELECT topic, payload, reason FROM dead_letters").fetchone()

@@ -9,9 +9,9 @@ import pytest
 
 from gridmon.config import get_settings
 from gridmon.detection.forest import MIN_TRAINING_SAMPLES
-from gridmon.detection_store.models import activate_model, list_models
-from gridmon.detection_store.training import retrain
-from gridmon.scan import run_scan
+from gridmon.jobs.retrain import retrain
+from gridmon.jobs.scan import run_scan
+from gridmon.storage.model_versions import activate_model, list_models
 from tests.alerts_support import base_time, fresh_alerting, normal_rows, store
 
 __all__ = ["fresh_alerting"]

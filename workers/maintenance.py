@@ -1,6 +1,6 @@
 """Maintenance tasks: predict failure dates and maintenance risk (periodically and on demand).
 
-Thin: the work is `gridmon.maintenance.service.run_predictions`. acks_late + reject_on_worker_lost
+Thin: the work is `gridmon.jobs.predict.run_predictions`. acks_late + reject_on_worker_lost
 rerun a prediction whose worker died (a rerun only adds one more history row; notifications are
 decided under a per-device lock, so a level change is announced once). Only transient database
 errors are retried; a Redis outage is not an error here (the outbox keeps notifications). The
@@ -14,12 +14,14 @@ import logging
 from celery import Task
 
 from gridmon.celery import app
-from gridmon.db import TRANSIENT_DB_ERRORS
-from gridmon.maintenance.model import PREDICT_INTERVAL_S
-from gridmon.maintenance.service import run_predictions
+from gridmon.config import get_settings
+from gridmon.jobs.predict import run_predictions
+from gridmon.storage.db import TRANSIENT_DB_ERRORS
 
 log = logging.getLogger(__name__)
 
+# Limits come from the settings the worker starts with (beat runs the task every predict_interval_s).
+PREDICT_INTERVAL_S = get_settings().predict_interval_s
 
 
 @app.task(

@@ -1,14 +1,12 @@
-"""Scan tasks (queue `scan`): the incremental anomaly scan, staleness check and alert publishing."""
+"""Scan tasks (queue `scan`): the incremental anomaly scan and the outbox drain, each one job call."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from gridmon.celery import app
-from gridmon.scan import run_scan
-
-log = logging.getLogger(__name__)
+from gridmon.jobs.publish import publish
+from gridmon.jobs.scan import run_scan
 
 
 @app.task(name="workers.scanning.scan", acks_late=True, reject_on_worker_lost=True)
@@ -23,7 +21,5 @@ def scan() -> dict[str, Any]:
 
 @app.task(name="workers.scanning.publish_alerts", acks_late=True, ignore_result=True)
 def publish_alerts() -> int:
-    """Drain the alert outbox to Redis now (the scan also does this every run)."""
-    from gridmon.alerts.publisher import get_publisher
-
-    return get_publisher().drain().published
+    """Drain the outbox to Redis now (the scan and the prediction run also do this every run)."""
+    return publish().published

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridmon.celery import app
-from gridmon.detection_store.training import retrain as run_retrain
+from gridmon.jobs.retrain import retrain as run_retrain
 
 
 @app.task(name="workers.training.retrain", acks_late=True, reject_on_worker_lost=True, soft_time_limit=1800)

@@ -1,9 +1,8 @@
-"""Alerts: episodes of anomalous readings in the `alerts` table, published to Redis via an outbox.
+"""Alert rules: how detector findings and silent devices become alert episodes.
 
 - `tracker.apply_findings`: detector findings → alerts (open / escalate / resolve).
-- `store`: the table and the API's operations (`acknowledge`, `resolve`, `get_alert`).
-- `publisher`: outbox → `alerts:anomalies` list, channel and stream.
-- `stale`: `no_data` alerts for silent devices.
-- `hook`: the safety-limit check on the ingest path.
-- `message.AnomalyAlert`: the published message.
+- `stale.check_stale`: `no_data` alerts for silent devices.
+
+Both run inside the caller's transaction (the ingest and scan jobs) and decide which statements
+of `gridmon.storage.alerts` to run; the message consumers receive is `gridmon.domain.alerts`.
 """

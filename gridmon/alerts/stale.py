@@ -19,10 +19,10 @@ import time
 from datetime import datetime
 
 import psycopg
-from psycopg.rows import dict_row
 
-from gridmon.alerts import store
-from gridmon.alerts.store import AlertEvent
+from gridmon.storage import alerts as store
+from gridmon.storage import silences
+from gridmon.storage.alerts import AlertEvent
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +31,20 @@ DETECTOR = "staleness"
 SEVERITY = "medium"
 _INTERVAL_SAMPLE = 21  # readings whose 20 gaps give a device's usual interval
 
-_CANDIDATES = """
-SELECT d.device_id, d.last_seen, g.usual
-FROM devices d
-CROSS JOIN LATERAL (
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS usual FROM (
-        SELECT extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts))::float8 AS gap
-        FROM (SELECT ts FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT %(n)s) recent
-    ) gaps WHERE gap IS NOT NULL
-) g
-WHERE d.last_seen < to_timestamp(%(now)s) - make_interval(secs => %(min_s)s) AND g.usual IS NOT NULL
-"""
-
-_REPORTING_AGAIN = """
-SELECT a.id, a.device_id FROM alerts a JOIN devices d USING (device_id)
-WHERE a.metric = %s AND a.state <> 'resolved' AND d.last_seen > a.opened_at
-"""
-
-
 def check_stale(
     conn: psycopg.Connection, *, factor: float, min_silence_s: float, now: float | None = None
 ) -> list[AlertEvent]:
     """Open, refresh and resolve `no_data` alerts (caller's transaction); returns the events."""
     now = time.time() if now is None else now
     stale: dict[str, tuple[datetime, float]] = {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        for row in cur.execute(_CANDIDATES, {"n": _INTERVAL_SAMPLE, "now": now, "min_s": min_silence_s}):
-            usual = max(float(row["usual"]), 1e-3)
-            silence = now - row["last_seen"].timestamp()
-            if silence > max(factor * usual, min_silence_s):
-                stale[row["device_id"]] = (row["last_seen"], usual)
-    reporting = {str(device): int(alert_id) for alert_id, device in conn.execute(_REPORTING_AGAIN, (METRIC,))}
+    for device_id, last_seen, usual_s in silences.silence_candidates(
+        conn, now=now, min_silence_s=min_silence_s, sample=_INTERVAL_SAMPLE
+    ):
+        usual = max(usual_s, 1e-3)
+        silence = now - last_seen.timestamp()
+        if silence > max(factor * usual, min_silence_s):
+            stale[device_id] = (last_seen, usual)
+    reporting = silences.reporting_again(conn, METRIC)
 
     events: list[AlertEvent] = []
     for device_id in sorted(set(stale) | set(reporting)):
@@ -104,8 +87,4 @@ def check_stale(
 
 def _silence_reported(conn: psycopg.Connection, device_id: str, last_seen: datetime) -> bool:
     """Whether this very silence (same start) already had a no_data alert (resolved by hand)."""
-    found = conn.execute(
-        "SELECT 1 FROM alerts WHERE device_id = %s AND metric = %s AND opened_at = %s LIMIT 1",
-        (device_id, METRIC, last_seen),
-    ).fetchone()
-    return found is not None
+    return silences.alert_opened_at(conn, device_id, METRIC, last_seen)

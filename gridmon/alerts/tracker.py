@@ -13,9 +13,10 @@ An episode is the anomalous readings of one device and metric with no gap longer
   a fault already reported); one before an unresolved alert's span is recorded as a past
   episode (opened and resolved at once).
 
-Both the ingest hook (safety findings, seconds after a reading is stored) and the scan (all
+Both the ingest job (safety findings, seconds after a reading is stored) and the scan job (all
 detectors) call `apply_findings`; `alert_readings` makes counting idempotent, so the reading the
-hook and the scan both flag is counted once. Writers lock (device, metric) keys in sorted order.
+ingest check and the scan both flag is counted once. Writers lock (device, metric) keys in sorted
+order. Every statement runs in `gridmon.storage.alerts`; this module decides which ones.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from dataclasses import dataclass
 
 import psycopg
 
-from gridmon.alerts import store
-from gridmon.alerts.store import AlertEvent, Row
-from gridmon.detection.base import Finding, severity_rank
+from gridmon.detection.base import Finding
 from gridmon.detection.episodes import group_into_episodes, join_detectors
+from gridmon.domain.severity import severity_rank
+from gridmon.storage import alerts as store
+from gridmon.storage.alerts import AlertEvent, Row
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,7 @@ def _spans(findings: Sequence[Finding], gap_s: float) -> list[_Span]:
 
 def _count_new(conn: psycopg.Connection, alert_id: int, ts: list[float]) -> int:
     """Record the readings of this alert; returns how many were not counted before."""
-    cur = conn.execute(
-        "INSERT INTO alert_readings (alert_id, ts) SELECT %s, to_timestamp(t) FROM unnest(%s::float8[]) AS t "
-        "ON CONFLICT DO NOTHING",
-        (alert_id, ts),
-    )
-    return max(cur.rowcount, 0)
+    return store.count_new_readings(conn, alert_id, ts)
 
 
 def _merge(conn: psycopg.Connection, row: Row, span: _Span) -> tuple[Row, AlertEvent | None]:
@@ -127,16 +124,7 @@ def _covering_resolved(conn: psycopg.Connection, device_id: str, metric: str, sp
     """A resolved alert of this key whose span contains all of `span` (late data of a reported
     fault). A span that runs past a resolved alert's last reading is not covered: it may be the
     fault going on after an operator resolved it, and must raise a new alert rather than vanish."""
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"""SELECT {store.COLUMNS} FROM alerts
-                WHERE device_id = %s AND metric = %s AND state = 'resolved'
-                  AND opened_at <= %s AND last_seen_at >= %s
-                ORDER BY opened_at DESC LIMIT 1 FOR UPDATE""",
-            (device_id, metric, store.to_datetime(span.start), store.to_datetime(span.end)),
-        ).fetchone()
+    return store.covering_resolved(conn, device_id, metric, span.start, span.end)
 
 
 def _open_new(
@@ -213,7 +201,7 @@ def apply_findings(
     """Fold findings into alerts (caller's transaction) and return the events written.
 
     `seen_until` (device → latest reading ts just scanned) lets the scan resolve alerts whose
-    device has reported past the gap without the anomaly; the ingest hook passes None, because
+    device has reported past the gap without the anomaly; the ingest job passes None, because
     it only runs the safety check and cannot tell a statistically normal reading.
     """
     by_key: dict[tuple[str, str], list[Finding]] = defaultdict(list)
@@ -221,11 +209,7 @@ def apply_findings(
         by_key[(f.device_id, f.metric)].append(f)
     keys = set(by_key)
     if seen_until:
-        rows = conn.execute(
-            "SELECT device_id, metric FROM alerts WHERE state <> 'resolved' AND metric <> %s AND device_id = ANY(%s)",
-            (NO_DATA, list(seen_until)),
-        ).fetchall()
-        keys.update((str(d), str(m)) for d, m in rows)
+        keys.update(store.unresolved_keys(conn, list(seen_until), except_metric=NO_DATA))
     events: list[AlertEvent] = []
     for device_id, metric in sorted(keys):
         spans = _spans(by_key.get((device_id, metric), []), gap_s)

@@ -21,55 +21,40 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gridmon.api.params import STALE_AFTER_S
-from gridmon.db import connection
+from gridmon.storage import alerts as alert_store
+from gridmon.storage import dead_letters, model_versions
+from gridmon.storage import devices as device_store
+from gridmon.storage.db import connection, table_exists
 
 log = logging.getLogger(__name__)
 
 CACHE_S = 5.0
 
-_DEVICES = """
-SELECT count(*) FILTER (WHERE last_seen >= now() - %(stale)s),
-       count(*) FILTER (WHERE last_seen < now() - %(stale)s)
-FROM devices
-"""
-_DEAD = "SELECT reason, count(*) FROM dead_letters GROUP BY reason"
-_ALERTS = "SELECT state, severity, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY state, severity"
-_ACTIVE_MODEL = """
-SELECT id::text, extract(epoch FROM trained_at) FROM model_versions WHERE status = 'active'
-ORDER BY trained_at DESC LIMIT 1
-"""
-
-
-def _exists(conn: psycopg.Connection, table: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-    return bool(row and row[0])
-
-
 def _families(conn: psycopg.Connection) -> list[Metric]:
     devices = GaugeMetricFamily(
         "gridmon_devices", f"Known devices: online = reported within {STALE_AFTER_S:g} s", labels=["status"]
     )
-    online, stale = conn.execute(_DEVICES, {"stale": timedelta(seconds=STALE_AFTER_S)}).fetchone() or (0, 0)
+    online, stale = device_store.count_online_stale(conn, stale_after=timedelta(seconds=STALE_AFTER_S))
     devices.add_metric(["online"], online)
     devices.add_metric(["stale"], stale)
     out: list[Metric] = [devices]
 
     dead = GaugeMetricFamily("gridmon_dead_letters_stored", "Dead letters in the table, by reason", labels=["reason"])
-    for reason, count in conn.execute(_DEAD):
+    for reason, count in dead_letters.count_by_reason(conn):
         dead.add_metric([reason], count)
     out.append(dead)
 
-    if _exists(conn, "alerts"):
+    if table_exists(conn, "alerts"):
         alerts = GaugeMetricFamily(
             "gridmon_open_alerts",
             "Unresolved alerts by state (open/acknowledged) and severity",
             labels=["state", "severity"],
         )
-        for state, severity, count in conn.execute(_ALERTS):
+        for state, severity, count in alert_store.count_unresolved(conn):
             alerts.add_metric([state, severity], count)
         out.append(alerts)
 
-    if _exists(conn, "model_versions"):
+    if table_exists(conn, "model_versions"):
         info = GaugeMetricFamily(
             "gridmon_active_model_version",
             "The active anomaly model version (value 1, id in the label)",
@@ -78,10 +63,10 @@ def _families(conn: psycopg.Connection) -> list[Metric]:
         trained = GaugeMetricFamily(
             "gridmon_active_model_trained_timestamp_seconds", "When the active anomaly model was trained"
         )
-        row = conn.execute(_ACTIVE_MODEL).fetchone()
-        if row is not None:
-            info.add_metric([row[0]], 1)
-            trained.add_metric([], float(row[1]))
+        active = model_versions.active_model_info(conn)
+        if active is not None:
+            info.add_metric([active[0]], 1)
+            trained.add_metric([], active[1])
         out.extend((info, trained))
     return out
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from gridmon.config import Settings
-from gridmon.db import parts_for_log
+from gridmon.config import Settings, parts_for_log
 from gridmon.heartbeat import beat_key, bridge_key
+from gridmon.redis_client import redis_client
+from gridmon.storage.db import ping_database
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ class CheckResult:
 
 def check_database(settings: Settings) -> CheckResult:
     try:
-        with psycopg.connect(settings.database_url, connect_timeout=int(TIMEOUT_S), autocommit=True) as conn:
-            conn.execute("SELECT 1")
+        ping_database(settings.database_url, TIMEOUT_S)
         return CheckResult(True, f"reachable at {parts_for_log(settings.database_url)}")
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -50,7 +50,7 @@ def check_database(settings: Settings) -> CheckResult:
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+    return redis_client(settings.redis_url, timeout_s=TIMEOUT_S, connect_timeout_s=TIMEOUT_S)
 
 
 def check_redis(settings: Settings) -> CheckResult:

@@ -21,7 +21,7 @@ import psycopg
 
 from gridmon.bench.stack import IngestStack
 from gridmon.simulator.load import make_load_payloads, publish_readings
-from gridmon.storage.readings import _copy_text
+from gridmon.storage.readings import ingest_latency_ms, time_plain_copy
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,7 @@ def _settle_timeout(n: int) -> float:
 
 def _latencies(database_url: str) -> tuple[float, float]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lat),
-                      percentile_cont(0.99) WITHIN GROUP (ORDER BY lat)
-               FROM (SELECT extract(epoch FROM ingested_at - ts) * 1000 AS lat FROM sensor_readings) s"""
-        ).fetchone()
-    return (float(row[0]), float(row[1])) if row and row[0] is not None else (float("nan"), float("nan"))
+        return ingest_latency_ms(conn)
 
 
 def live_phase(stack: IngestStack, n: int, rate: float | None, devices: int) -> tuple[PhaseResult, float, float]:
@@ -90,17 +85,8 @@ def copy_limit(database_url: str, n: int, devices: int) -> float:
     base = time.time()
     for k in range(n):
         rows.append((f"sensor_{k % devices:04d}", base + k * 0.001, 230.0, 4.0, 35.0, None))
-    data = _copy_text(rows)
     with psycopg.connect(database_url) as conn:
-        conn.execute("CREATE TEMP TABLE bench_copy (LIKE sensor_readings INCLUDING DEFAULTS) ON COMMIT DROP")
-        conn.execute("ALTER TABLE bench_copy ALTER COLUMN ts TYPE double precision USING 0")
-        started = time.perf_counter()
-        with conn.cursor().copy(
-            "COPY bench_copy (device_id, ts, voltage, current, temperature, extra) FROM STDIN"
-        ) as copy:
-            copy.write(data)
-        conn.commit()
-        return n / (time.perf_counter() - started)
+        return n / time_plain_copy(conn, rows)
 
 
 def run_ingest_bench(

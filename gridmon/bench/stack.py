@@ -14,10 +14,11 @@ from subprocess import Popen
 
 import psycopg
 
-from gridmon.db import migrate
 from gridmon.services import procs
 from gridmon.services.mosquitto import MosquittoProcess, free_port
 from gridmon.services.redis_server import RedisProcess
+from gridmon.storage.db import migrate
+from gridmon.storage.readings import count_readings, truncate_ingest_tables
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +114,11 @@ class IngestStack:
 
     def truncate(self) -> None:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE sensor_readings, devices, dead_letters")
+            truncate_ingest_tables(conn)
 
     def stored(self) -> int:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
-            return int(row[0]) if row else 0
+            return count_readings(conn)
 
     def worker_counter(self, name: str) -> float:
         """A counter from the worker's Prometheus endpoint (0 when not exported yet)."""
@@ -138,8 +138,7 @@ class IngestStack:
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             while True:
-                row = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
-                count = int(row[0]) if row else 0
+                count = count_readings(conn)
                 seen = time.time()
                 if count >= expected or time.monotonic() > deadline:
                     return count, seen

@@ -26,9 +26,9 @@ from kombu.exceptions import OperationalError as BrokerError
 from gridmon import metrics, tracing
 from gridmon.bridge.batcher import Ack, Batch, Batcher
 from gridmon.bridge.mqtt import make_client, session_properties
-from gridmon.bridge.wire import encode_dead
 from gridmon.config import Settings, get_settings
 from gridmon.domain.readings import UNPARSEABLE, Reading, Rejection, parse_reading
+from gridmon.domain.wire import encode_dead
 from gridmon.heartbeat import BRIDGE, bridge_key, write_heartbeat
 
 log = logging.getLogger(__name__)

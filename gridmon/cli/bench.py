@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from gridmon.config import get_settings
+from gridmon.config import get_settings, with_database
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -33,7 +33,6 @@ def ingest_cmd(
 ) -> None:
     """Publisher → Mosquitto → bridge → Celery → PostgreSQL, live and drain phases."""
     from gridmon.bench.ingest import run_ingest_bench
-    from gridmon.db import with_database
 
     # SIGTERM must unwind like Ctrl-C so the private stack's processes are stopped, not orphaned.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -47,8 +46,49 @@ def ingest_cmd(
     click.echo(json.dumps(result))
 
 
-def register(group: click.Group) -> None:
-    from gridmon.detection.bench import detect
+@bench.command("detect")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+@click.option("--readings", default=500_000, show_default=True, help="Readings in the scored frame.")
+@click.option("--devices", default=100, show_default=True)
+@click.option("--history-minutes", default=30.0, show_default=True, help="History passed with each frame.")
+@click.option("--scan-seconds", default=60.0, show_default=True, help="Length of one periodic scan.")
+@click.option("--scans", default=5, show_default=True, help="Periodic scans to time.")
+@click.option("--train-readings", default=1_000_000, show_default=True, help="Readings to retrain on.")
+@click.option("--repeats", default=3, show_default=True, help="Timed runs of the large frame (median).")
+@click.option("--seed", default=0, show_default=True)
+def detect_cmd(
+    as_json: bool,
+    readings: int,
+    devices: int,
+    history_minutes: float,
+    scan_seconds: float,
+    scans: int,
+    train_readings: int,
+    repeats: int,
+    seed: int,
+) -> None:
+    """Scoring throughput and retrain time of the detection pipeline (one process)."""
+    from gridmon.bench.detect import run_bench
 
-    bench.add_command(detect, "detect")
+    report = run_bench(
+        readings=readings,
+        devices=devices,
+        history_minutes=history_minutes,
+        scan_seconds=scan_seconds,
+        scans=scans,
+        train_readings=train_readings,
+        seed=seed,
+        repeats=repeats,
+    )
+    if not as_json:
+        click.echo(f"scoring (one frame): {report['score_readings_per_s']:,.0f} readings/s")
+        click.echo(f"scikit-learn IsolationForest alone: {report['sklearn_iforest_alone_readings_per_s']:,.0f} rows/s")
+        if report["scan_readings_per_s"] is not None:
+            click.echo(f"scoring (periodic scans): {report['scan_readings_per_s']:,.0f} readings/s")
+        click.echo(f"safety check alone: {report['safety_readings_per_s']:,.0f} readings/s")
+        click.echo(f"retrain on {report['train_readings']:,} readings: {report['retrain_s']:.1f} s")
+    click.echo(json.dumps(report))
+
+
+def register(group: click.Group) -> None:
     group.add_command(bench)

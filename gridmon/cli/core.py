@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from gridmon.db import DatabaseUnavailable
+from gridmon.storage.db import DatabaseUnavailable
 
 
 @click.command()
 @click.option("--revision", default="head", show_default=True)
 def migrate(revision: str) -> None:
     """Create the database if missing and apply migrations (alembic upgrade)."""
-    from gridmon.db import migrate as run_migrate
+    from gridmon.storage.db import migrate as run_migrate
 
     try:
         run_migrate(revision=revision)

@@ -1,7 +1,7 @@
 """`gridmon eval`: detection quality on the simulator's catalogue or on labelled CSV files.
 
-Without `--csv` it runs `gridmon.detection.evaluate_catalogue`; with `--csv` (repeatable, globs
-allowed) `gridmon.detection.evaluate_csv`. A table goes first, and the last line printed is
+Without `--csv` it runs `gridmon.evaluation.catalogue`; with `--csv` (repeatable, globs
+allowed) `gridmon.evaluation.csv_files`. A table goes first, and the last line printed is
 always one JSON object. `gridmon eval maintenance`
 scores failure-time prediction.
 """
@@ -97,7 +97,7 @@ def eval_group(
     if csv_files:
         if not mapping:
             raise click.UsageError("--csv needs --map")
-        from gridmon.detection.evaluate_csv import CsvSetup, evaluate_csv, parse_mapping
+        from gridmon.evaluation.csv_files import CsvSetup, evaluate_csv, parse_mapping
 
         try:
             setup = CsvSetup(
@@ -124,7 +124,7 @@ def eval_group(
         click.echo(json.dumps({"pointwise": report["pointwise"], "events": report["events"]}))
         return
 
-    from gridmon.detection.evaluate_catalogue import CatalogueSetup, evaluate_catalogue
+    from gridmon.evaluation.catalogue import CatalogueSetup, evaluate_catalogue
 
     report = evaluate_catalogue(
         CatalogueSetup(
@@ -154,7 +154,7 @@ def eval_group(
 
 def register(group: click.Group) -> None:
     """Mount `eval` and `eval maintenance` on the gridmon group."""
-    from gridmon.maintenance.cli import maintenance_eval
+    from gridmon.cli.eval_maintenance import maintenance_eval
 
     if "maintenance" not in eval_group.commands:
         eval_group.add_command(maintenance_eval, name="maintenance")

@@ -5,7 +5,7 @@ seconds), `voltage`, `current`, `temperature` (float) and optionally further num
 columns (from `extra`). Rows may come in any order; detectors sort what they need.
 
 Every detector returns a `DetectionResult`: one `Finding` per anomalous (reading, metric).
-Severity is one of `SEVERITIES`, in increasing order.
+Severity is one of `SEVERITIES` (the project's one scale, `gridmon.domain.severity`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITIES = ("low", "medium", "high", "critical")
+from gridmon.domain.severity import SEVERITIES, severity_rank
+
+__all__ = ["METRICS", "SEVERITIES", "DetectionResult", "Finding", "severity_rank"]
+
 METRICS = ("voltage", "current", "temperature")
-
-
-def severity_rank(severity: str) -> int:
-    """0 for low … 3 for critical."""
-    return SEVERITIES.index(severity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
-from gridmon.detection.base import DetectionResult, Finding
+from gridmon.detection.base import SEVERITIES, DetectionResult, Finding
 from gridmon.detection.baseline import MAD_TO_SIGMA, BaselineConfig
 from gridmon.detection.context import Context, build_context
 from gridmon.detection.features import align, build_features
@@ -50,7 +50,7 @@ DETECTOR = "forest"
 MIN_TRAINING_SAMPLES = 256
 MODEL_FORMAT = 1
 SEVERITY_BANDS = (1.25, 1.5, 2.0)
-_SEVERITIES = np.array(["low", "medium", "high", "critical"])
+_SEVERITIES = np.array(SEVERITIES)
 
 
 class InsufficientData(ValueError):

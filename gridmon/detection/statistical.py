@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gridmon.detection.base import DetectionResult, Finding
+from gridmon.detection.base import SEVERITIES, DetectionResult, Finding
 from gridmon.detection.baseline import BaselineConfig
 from gridmon.detection.context import Context, build_context
 from gridmon.detection.runs import confirm, run_position
@@ -36,7 +36,7 @@ FLAT_DETECTOR = "statistical"
 SEVERITY_FACTORS = (1.5, 2.0, 3.0)
 MAX_SHORT_REPEAT_FRACTION = 0.05
 MAX_LONG_RUN_FRACTION = 0.5
-_SEVERITIES = np.array(["low", "medium", "high", "critical"])
+_SEVERITIES = np.array(SEVERITIES)
 _UNITS = {"voltage": " V", "current": " A", "temperature": " °C"}
 
 

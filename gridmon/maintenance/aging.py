@@ -6,8 +6,8 @@ normal life, against a normal insulation life of 180,000 h. The hot spot θ_H is
 is the sensor temperature plus a configurable rise (`MaintenanceConfig.hotspot_rise_c`), an
 assumption spelled out in docs/maintenance.md.
 
-The SQL bucket query (`storage.BUCKETS_SQL`) evaluates the same expression in PostgreSQL with
-the constants below; a test holds the two to each other.
+The SQL bucket query (`gridmon.storage.maintenance_reads`) evaluates the same expression in
+PostgreSQL with the same constants (`gridmon.domain.maintenance`); a test holds the two to each other.
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-AGING_B = 15000.0
-REFERENCE_HOTSPOT_C = 110.0
-KELVIN = 273.0
+from gridmon.domain.maintenance import AGING_A, AGING_B, KELVIN
+
 NORMAL_LIFE_H = 180_000.0
-# exp(B/383) at the 110 °C reference; kept as the standard's 383 (= 110 + 273).
-AGING_A = AGING_B / (REFERENCE_HOTSPOT_C + KELVIN)
 
 
 def aging_factor(hotspot_c: npt.ArrayLike) -> npt.NDArray[np.float64]:

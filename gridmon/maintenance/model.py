@@ -1,26 +1,30 @@
-"""Plain data of predictive maintenance: the tunable defaults, a device profile, the prediction.
+"""The tunable defaults of predictive maintenance (`MaintenanceConfig`).
 
-Everything here is inert data. The analysis lives in `trend`, `aging`, `factors` and `predict`;
-storage in `storage`. Defaults are constants of `MaintenanceConfig` (not settings) so the task,
-the API, the evaluation and the tests all run the same numbers unless a caller says otherwise.
+The data it works on and produces (device profile, episode, prediction) are plain domain types in
+`gridmon.domain.maintenance`, re-exported here. The analysis lives in `trend`, `aging`, `factors`
+and `predict`; the tables in `gridmon.storage.predictions`. Defaults are constants of
+`MaintenanceConfig` (not settings) so the job, the API, the evaluation and the tests all run the
+same numbers unless a caller says otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
-RISK_LEVELS = ("low", "medium", "high", "critical")
-DEFAULT_TEMPERATURE_LIMIT_C = 80.0
-DEFAULT_RATED_CURRENT_A = 10.0
-PREDICT_INTERVAL_S = 15 * 60.0
-"""How often beat runs `workers.maintenance.predict` (a settings field can replace it later)."""
+from gridmon.domain.maintenance import DeviceProfile, Episode, MaintenancePrediction
+from gridmon.domain.severity import SEVERITIES
 
+__all__ = [
+    "RISK_LEVELS",
+    "DeviceProfile",
+    "Episode",
+    "MaintenanceConfig",
+    "MaintenancePrediction",
+]
 
-def risk_rank(level: str) -> int:
-    """0 for low … 3 for critical."""
-    return RISK_LEVELS.index(level)
+RISK_LEVELS = SEVERITIES
+"""Risk levels are the project's one severity scale (low … critical)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,68 +85,3 @@ class MaintenanceConfig:
     def with_overrides(self, **changes: Any) -> MaintenanceConfig:
         """A copy with some fields changed."""
         return replace(self, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceProfile:
-    """The per-device limits from `devices` (NULL columns fall back to the defaults)."""
-
-    device_id: str
-    temperature_limit: float = DEFAULT_TEMPERATURE_LIMIT_C
-    rated_current: float = DEFAULT_RATED_CURRENT_A
-
-    @classmethod
-    def from_columns(
-        cls, device_id: str, temperature_limit: float | None, rated_current: float | None
-    ) -> DeviceProfile:
-        return cls(
-            device_id,
-            DEFAULT_TEMPERATURE_LIMIT_C if temperature_limit is None else float(temperature_limit),
-            DEFAULT_RATED_CURRENT_A if rated_current is None else float(rated_current),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Episode:
-    """One anomaly episode of a device (a row of the alerts table)."""
-
-    metric: str
-    detector: str
-    severity: str
-    state: str
-    opened_at: float
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-@dataclass(slots=True)
-class MaintenancePrediction:
-    """The maintenance outlook of one device at one moment."""
-
-    device_id: str
-    predicted_failure_date: datetime | None
-    interval: tuple[datetime, datetime] | None
-    confidence: float
-    risk_score: float
-    risk_level: str
-    risk_factors: list[dict[str, Any]] = field(default_factory=list)
-    recommended_actions: list[str] = field(default_factory=list)
-    computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (ISO-8601 datetimes), as the API and the Redis message carry it."""
-        return {
-            "device_id": self.device_id,
-            "predicted_failure_date": _iso(self.predicted_failure_date),
-            "interval": [_iso(self.interval[0]), _iso(self.interval[1])] if self.interval else None,
-            "confidence": self.confidence,
-            "risk_score": self.risk_score,
-            "risk_level": self.risk_level,
-            "risk_factors": self.risk_factors,
-            "recommended_actions": self.recommended_actions,
-            "computed_at": _iso(self.computed_at),
-            "inputs": self.inputs,
-        }

@@ -11,36 +11,18 @@ anything looks at them, so the current reading is the last one, never the first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from gridmon.domain.maintenance import CurrentReading
 from gridmon.maintenance.aging import summarise_aging
 from gridmon.maintenance.buckets import bucketize, covered_seconds, window
 from gridmon.maintenance.factors import current_load, summarise_episodes, voltage_stability
 from gridmon.maintenance.model import DeviceProfile, Episode, MaintenanceConfig, MaintenancePrediction
 from gridmon.maintenance.risk import assess
 from gridmon.maintenance.trend import DAY_S, Crossing, TrendFit, fit_trend, time_to_limit
-
-
-@dataclass(frozen=True, slots=True)
-class CurrentReading:
-    """The newest reading of a device."""
-
-    ts: float
-    voltage: float
-    current: float
-    temperature: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ts": _dt(self.ts).isoformat(),
-            "voltage": self.voltage,
-            "current": self.current,
-            "temperature": self.temperature,
-        }
 
 
 def _dt(epoch: float) -> datetime:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from gridmon.db import REPO_ROOT
+from gridmon.config import REPO_ROOT
 
 
 def child_env(overrides: Mapping[str, str | int]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Bulk write path for readings and dead letters.
+"""The `sensor_readings` table: the bulk write path, and the counts the benchmark and status line read.
 
 A batch is COPYed into a per-connection temporary staging table, then moved into
 `sensor_readings` with `INSERT … ON CONFLICT DO NOTHING`: a redelivered batch (worker killed,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import orjson
 import psycopg
 
 from gridmon.domain.readings import DeadLetter
+from gridmon.storage.dead_letters import write_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,6 @@ SET first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen)
 WHERE EXCLUDED.last_seen > d.last_seen OR EXCLUDED.first_seen < d.first_seen
 """
-_COPY_DEAD = "COPY dead_letters (received_at, topic, payload, reason, detail) FROM STDIN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +127,35 @@ def write_readings(
     return WriteResult(len(readings), inserted, len(readings) - inserted, n_dead)
 
 
-def write_dead_letters(cur: psycopg.Cursor, dead: Iterable[DeadLetter]) -> int:
-    """COPY dead letters; returns how many."""
-    count = 0
-    items = list(dead)
-    if not items:
-        return 0
-    with cur.copy(_COPY_DEAD) as copy:
-        for item in items:
-            copy.write_row(
-                (
-                    _epoch_to_text(item.received_at),
-                    item.topic,
-                    item.payload,
-                    item.reason,
-                    item.detail,
-                )
-            )
-            count += 1
-    return count
+def count_readings(conn: psycopg.Connection) -> int:
+    """Rows in `sensor_readings` (the benchmark's and `gridmon up`'s progress count)."""
+    row = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
+    return int(row[0]) if row else 0
 
 
-def _epoch_to_text(epoch: float) -> str:
-    from datetime import UTC, datetime
+def truncate_ingest_tables(conn: psycopg.Connection) -> None:
+    """Empty readings, devices and dead letters (the benchmark's private database only)."""
+    conn.execute("TRUNCATE sensor_readings, devices, dead_letters")
 
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+def ingest_latency_ms(conn: psycopg.Connection) -> tuple[float, float]:
+    """Median and 99th percentile of ingested_at − ts over every stored reading, in ms (NaN if none)."""
+    row = conn.execute(
+        """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lat),
+                  percentile_cont(0.99) WITHIN GROUP (ORDER BY lat)
+           FROM (SELECT extract(epoch FROM ingested_at - ts) * 1000 AS lat FROM sensor_readings) s"""
+    ).fetchone()
+    return (float(row[0]), float(row[1])) if row and row[0] is not None else (float("nan"), float("nan"))
+
+
+def time_plain_copy(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> float:
+    """Seconds one COPY of `rows` into a scratch table shaped like `sensor_readings` takes (commits;
+    the scratch table is dropped with the transaction). The benchmark's lower bound for a write."""
+    data = _copy_text(rows)
+    conn.execute("CREATE TEMP TABLE bench_copy (LIKE sensor_readings INCLUDING DEFAULTS) ON COMMIT DROP")
+    conn.execute("ALTER TABLE bench_copy ALTER COLUMN ts TYPE double precision USING 0")
+    started = time.perf_counter()
+    with conn.cursor().copy("COPY bench_copy (device_id, ts, voltage, current, temperature, extra) FROM STDIN") as copy:
+        copy.write(data)
+    conn.commit()
+    return time.perf_counter() - started

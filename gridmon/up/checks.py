@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 
-from gridmon.config import Settings
-from gridmon.db import parts_for_log
+from gridmon.config import Settings, parts_for_log
+from gridmon.redis_client import redis_client, redis_where
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ def check_postgres(settings: Settings) -> ServiceCheck:
 
 
 def check_redis(settings: Settings) -> ServiceCheck:
-    parts = urlsplit(settings.redis_url)
-    where = f"{parts.hostname}:{parts.port or 6379}"
+    where = redis_where(settings.redis_url)
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
+        with redis_client(settings.redis_url, connect_timeout_s=2.0) as client:
+            client.ping()
         return ServiceCheck("redis", True, where, "GRIDMON_REDIS_URL")
     except redis.RedisError as exc:
         return ServiceCheck("redis", False, where, "GRIDMON_REDIS_URL", str(exc))

@@ -20,8 +20,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from gridmon.config import Settings, get_settings
-from gridmon.db import REPO_ROOT, dispose_engine, migrate, parts_for_log
+from gridmon.config import REPO_ROOT, Settings, get_settings, parts_for_log
+from gridmon.storage.db import dispose_engine, migrate
 from gridmon.up.checks import check_all
 from gridmon.up.mode import Mode, configured_services, decide
 from gridmon.up.status import StatusProbe, StatusReporter

@@ -18,6 +18,10 @@ from typing import Any
 
 import psycopg
 
+from gridmon.storage.alerts import count_unresolved_total
+from gridmon.storage.db import table_exists
+from gridmon.storage.readings import count_readings
+
 log = logging.getLogger(__name__)
 
 
@@ -34,11 +38,6 @@ class Snapshot:
             f"{self.readings_per_s:,.0f} readings/s · {self.rows:,} rows stored · "
             f"{self.open_alerts:,} open alerts · {workers} workers"
         )
-
-
-def _scalar(conn: psycopg.Connection, query: str) -> int:
-    row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
 
 
 class WorkerPing:
@@ -71,9 +70,8 @@ class StatusProbe:
     def sample(self) -> Snapshot | None:
         try:
             with psycopg.connect(self.database_url, connect_timeout=2) as conn:
-                rows = _scalar(conn, "SELECT count(*) FROM sensor_readings")
-                has_alerts = _scalar(conn, "SELECT count(*) FROM pg_tables WHERE tablename = 'alerts'")
-                alerts = _scalar(conn, "SELECT count(*) FROM alerts WHERE state <> 'resolved'") if has_alerts else 0
+                rows = count_readings(conn)
+                alerts = count_unresolved_total(conn) if table_exists(conn, "alerts") else 0
         except psycopg.Error as exc:
             log.warning("status unavailable error=%s", str(exc).strip().splitlines()[0] if str(exc) else exc)
             return None

@@ -1,6 +1,6 @@
 """Alerts: the list (filters, keyset pages), one alert, acknowledge and resolve.
 
-Acknowledge and resolve go through `gridmon.alerts.store`, which writes the outbox event in the
+Every statement runs in `gridmon.storage.alerts`; acknowledge and resolve write the outbox event in the
 same transaction, so Redis consumers hear about an operator's resolve like any other.
 """
 
@@ -10,10 +10,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridmon.alerts import store
 from gridmon.api.auth import AdminAccess, ReadAccess
 from gridmon.api.errors import BAD_BODY, DATA_RESPONSES, FORBIDDEN, NOT_FOUND, ErrorBody
 from gridmon.api.params import (
@@ -28,11 +26,12 @@ from gridmon.api.params import (
     decode_cursor,
     encode_cursor,
 )
-from gridmon.db import connection
+from gridmon.domain.severity import Severity
+from gridmon.storage import alerts as store
+from gridmon.storage.db import connection
 
 router = APIRouter(tags=["alerts"], responses=DATA_RESPONSES)
 
-Severity = Literal["low", "medium", "high", "critical"]
 State = Literal["open", "acknowledged", "resolved"]
 # Free text may hold tabs and newlines, but no other control characters (and never NUL).
 _NOTE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
@@ -68,18 +67,6 @@ class AckRequest(BaseModel):
     note: Annotated[str | None, Field(max_length=2000, pattern=_NOTE_PATTERN, examples=["crew dispatched"])] = None
 
 
-_LIST = f"""
-SELECT {store.COLUMNS} FROM alerts
-WHERE (%(device)s::text IS NULL OR device_id = %(device)s)
-  AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s))
-  AND (%(state)s::text[] IS NULL OR state = ANY(%(state)s))
-  AND (%(since)s::timestamptz IS NULL OR opened_at >= %(since)s)
-  AND (%(before)s::bigint IS NULL OR id < %(before)s)
-ORDER BY id DESC
-LIMIT %(n)s
-"""
-
-
 def _alert(row: dict[str, Any]) -> Alert:
     return Alert.model_validate(row)
 
@@ -94,16 +81,16 @@ def list_alerts(
     cursor: Cursor = None,
 ) -> Page[Alert]:
     before = decode_cursor(cursor, int)[0] if cursor else None
-    params = {
-        "device": device,
-        "severity": list(severity) if severity else None,
-        "state": list(state) if state else None,
-        "since": aware(since) if since else None,
-        "before": before,
-        "n": limit + 1,
-    }
-    with connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_LIST, params).fetchall()
+    with connection() as conn:
+        rows = store.list_alerts(
+            conn,
+            device=device,
+            severities=list(severity) if severity else None,
+            states=list(state) if state else None,
+            since=aware(since) if since else None,
+            before=before,
+            limit=limit + 1,
+        )
     items = [_alert(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
     return Page[Alert](items=items, next_cursor=next_cursor)

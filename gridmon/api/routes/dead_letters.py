@@ -31,8 +31,9 @@ from gridmon.api.params import (
 )
 from gridmon.api.routes.readings import RawReading
 from gridmon.config import Settings
-from gridmon.db import connection
 from gridmon.domain.readings import Rejection, parse_reading
+from gridmon.storage import dead_letters
+from gridmon.storage.db import connection
 from gridmon.storage.readings import write_readings
 
 router = APIRouter(tags=["dead letters"], responses=ADMIN_RESPONSES, dependencies=AdminAccess)
@@ -60,17 +61,6 @@ class Replayed(BaseModel):
     reading: RawReading
 
 
-_LIST = """
-SELECT id, received_at, topic, reason, detail, length(payload), substring(payload FROM 1 FOR %(preview)s)
-FROM dead_letters
-WHERE (%(reason)s::text IS NULL OR reason = %(reason)s)
-  AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s)
-  AND (%(before)s::bigint IS NULL OR id < %(before)s)
-ORDER BY id DESC
-LIMIT %(n)s
-"""
-
-
 @router.get("/dead-letters", response_model=Page[DeadLetter], summary="List dead letters, newest first (admin)")
 def list_dead_letters(
     reason: Annotated[
@@ -81,15 +71,15 @@ def list_dead_letters(
     cursor: Cursor = None,
 ) -> Page[DeadLetter]:
     before = decode_cursor(cursor, int)[0] if cursor else None
-    params = {
-        "reason": reason,
-        "since": aware(since) if since else None,
-        "before": before,
-        "n": limit + 1,
-        "preview": PAYLOAD_PREVIEW_BYTES,
-    }
     with connection() as conn:
-        rows = conn.execute(_LIST, params).fetchall()
+        rows = dead_letters.list_dead_letters(
+            conn,
+            reason=reason,
+            since=aware(since) if since else None,
+            before=before,
+            limit=limit + 1,
+            preview_bytes=PAYLOAD_PREVIEW_BYTES,
+        )
     items = [
         DeadLetter(
             id=r[0],
@@ -119,12 +109,10 @@ def list_dead_letters(
 def replay_dead_letter(request: Request, dead_letter_id: RowId) -> Replayed | JSONResponse:
     settings: Settings = request.app.state.settings
     with connection() as conn:
-        row = conn.execute(
-            "SELECT topic, payload FROM dead_letters WHERE id = %s FOR UPDATE", (dead_letter_id,)
-        ).fetchone()
+        row = dead_letters.lock_dead_letter(conn, dead_letter_id)
         if row is None:
             raise HTTPException(status_code=404, detail=f"dead letter {dead_letter_id} not found")
-        topic, payload = row[0], bytes(row[1])
+        topic, payload = row
         outcome = parse_reading(
             topic,
             payload,
@@ -135,7 +123,7 @@ def replay_dead_letter(request: Request, dead_letter_id: RowId) -> Replayed | JS
         if isinstance(outcome, Rejection):
             return error_response(422, f"still invalid: {outcome.detail}", reason=outcome.reason)
         result = write_readings(conn, [outcome], [])
-        conn.execute("DELETE FROM dead_letters WHERE id = %s", (dead_letter_id,))
+        dead_letters.delete_dead_letter(conn, dead_letter_id)
     reading = RawReading(
         ts=datetime.fromtimestamp(outcome.ts, UTC),
         voltage=outcome.voltage,

@@ -22,7 +22,8 @@ from gridmon.api.params import (
     encode_cursor,
     now_utc,
 )
-from gridmon.db import connection
+from gridmon.storage import devices, series
+from gridmon.storage.db import connection
 
 router = APIRouter(tags=["devices"], responses=DATA_RESPONSES)
 
@@ -120,61 +121,18 @@ WINDOWS: dict[str, timedelta] = {
 }
 Window = Literal["15m", "1h", "6h", "24h", "7d", "30d"]
 
-_SUMMARY_SELECT = """
-SELECT d.device_id, d.first_seen, d.last_seen, d.last_seen >= now() - %(stale)s AS online,
-       COALESCE(a.open, 0), COALESCE(a.acked, 0), p.risk_level, p.risk_score, p.computed_at,
-       d.kind, d.location, d.nominal_voltage, d.rated_current, d.temperature_limit
-FROM devices d
-LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE al.state = 'open') AS open,
-           count(*) FILTER (WHERE al.state = 'acknowledged') AS acked
-    FROM alerts al WHERE al.device_id = d.device_id AND al.state <> 'resolved'
-) a ON true
-LEFT JOIN LATERAL (
-    SELECT mp.risk_level, mp.risk_score, mp.computed_at FROM maintenance_predictions mp
-    WHERE mp.device_id = d.device_id ORDER BY mp.computed_at DESC LIMIT 1
-) p ON true
-"""
-_LIST = (
-    _SUMMARY_SELECT
-    + """
-WHERE (%(after)s::text IS NULL OR d.device_id > %(after)s)
-  AND (%(status)s::text IS NULL OR (%(status)s = 'online') = (d.last_seen >= now() - %(stale)s))
-  AND (%(kind)s::text IS NULL OR d.kind = %(kind)s)
-ORDER BY d.device_id
-LIMIT %(n)s
-"""
-)
-_ONE = _SUMMARY_SELECT + "WHERE d.device_id = %(device)s"
-_STATS = """
-SELECT count(*), avg(voltage), min(voltage), max(voltage), avg(current), min(current), max(current),
-       avg(temperature), min(temperature), max(temperature)
-FROM sensor_readings WHERE device_id = %s AND ts > %s
-"""
-_LATEST = """
-SELECT ts, voltage, current, temperature, extra FROM sensor_readings WHERE device_id = %s ORDER BY ts DESC LIMIT 1
-"""
-_PUT = """
-UPDATE devices SET kind = %(kind)s, location = %(location)s, nominal_voltage = %(nominal_voltage)s,
-       rated_current = %(rated_current)s, temperature_limit = %(temperature_limit)s
-WHERE device_id = %(device)s
-"""
-
-
-def _summary(row: tuple[Any, ...]) -> DeviceSummary:
+def _summary(row: dict[str, Any]) -> DeviceSummary:
     return DeviceSummary(
-        device_id=row[0],
-        first_seen=row[1],
-        last_seen=row[2],
-        status="online" if row[3] else "stale",
-        open_alerts=row[4],
-        acknowledged_alerts=row[5],
-        risk_level=row[6],
-        risk_score=row[7],
-        risk_computed_at=row[8],
-        profile=DeviceProfile(
-            kind=row[9], location=row[10], nominal_voltage=row[11], rated_current=row[12], temperature_limit=row[13]
-        ),
+        device_id=row["device_id"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        status="online" if row["online"] else "stale",
+        open_alerts=row["open_alerts"],
+        acknowledged_alerts=row["acknowledged_alerts"],
+        risk_level=row["risk_level"],
+        risk_score=row["risk_score"],
+        risk_computed_at=row["risk_computed_at"],
+        profile=DeviceProfile(**{column: row[column] for column in devices.PROFILE_COLUMNS}),
     )
 
 
@@ -184,7 +142,7 @@ def _stale() -> timedelta:
 
 def fetch_summary(conn: Any, device_id: str) -> DeviceSummary:
     """One device's summary; 404 when the device has never reported."""
-    row = conn.execute(_ONE, {"device": device_id, "stale": _stale()}).fetchone()
+    row = devices.get_summary(conn, device_id, stale_after=_stale())
     if row is None:
         raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
     return _summary(row)
@@ -199,9 +157,10 @@ def list_devices(
 ) -> Page[DeviceSummary]:
     """Devices ordered by id with last seen, online/stale, alert counts and latest risk."""
     after = decode_cursor(cursor, str)[0] if cursor else None
-    params = {"after": after, "status": status, "kind": kind, "stale": _stale(), "n": limit + 1}
     with connection() as conn:
-        rows = conn.execute(_LIST, params).fetchall()
+        rows = devices.list_summaries(
+            conn, after=after, status=status, kind=kind, stale_after=_stale(), limit=limit + 1
+        )
     items = [_summary(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].device_id) if len(rows) > limit else None
     return Page[DeviceSummary](items=items, next_cursor=next_cursor)
@@ -222,9 +181,8 @@ def get_device(
     start = end - WINDOWS[window]
     with connection() as conn:
         summary = fetch_summary(conn, device_id)
-        stats = conn.execute(_STATS, (device_id, start)).fetchone()
-        latest = conn.execute(_LATEST, (device_id,)).fetchone()
-    assert stats is not None
+        stats = series.window_stats(conn, device_id, start)
+        latest = series.latest_reading(conn, device_id)
     window_stats = WindowStats(
         window=window,
         start=start,
@@ -251,7 +209,6 @@ def get_device(
 )
 def put_device(device_id: DeviceId, profile: DeviceProfile) -> DeviceSummary:
     with connection() as conn:
-        cur = conn.execute(_PUT, {**profile.model_dump(), "device": device_id})
-        if cur.rowcount == 0:
+        if not devices.set_profile(conn, device_id, profile.model_dump()):
             raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
         return fetch_summary(conn, device_id)

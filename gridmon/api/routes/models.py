@@ -1,8 +1,7 @@
 """Anomaly model versions: list them, and activate one to roll back or forward (admin).
 
-Both go through `gridmon.detection_store.models`; workers notice the new active version on their
-next scan, so activation needs no restart. That module brings scikit-learn with it (over a second
-to import), so it is imported on first use, not when the API starts.
+Both go through `gridmon.storage.model_versions`; workers notice the new active version on their
+next scan, so activation needs no restart.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from pydantic import BaseModel, Field
 from gridmon.api.auth import AdminAccess, ReadAccess
 from gridmon.api.errors import DATA_RESPONSES, FORBIDDEN, NOT_FOUND
 from gridmon.api.params import DEFAULT_PAGE, Limit
-from gridmon.db import connection
+from gridmon.storage.db import connection
+from gridmon.storage.model_versions import activate_model, list_models
 
 router = APIRouter(tags=["models"], responses=DATA_RESPONSES)
 
@@ -46,8 +46,6 @@ def _version(row: dict[str, Any]) -> ModelVersion:
 @router.get("/models", response_model=list[ModelVersion], dependencies=ReadAccess, summary="Model versions")
 def get_models(limit: Limit = DEFAULT_PAGE) -> list[ModelVersion]:
     """Newest first."""
-    from gridmon.detection_store.models import list_models
-
     with connection() as conn:
         return [_version(row) for row in list_models(conn, limit=limit)]
 
@@ -60,8 +58,6 @@ def get_models(limit: Limit = DEFAULT_PAGE) -> list[ModelVersion]:
     summary="Make this version the active one (admin); workers pick it up without a restart",
 )
 def activate(model_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> ModelVersion:
-    from gridmon.detection_store.models import activate_model
-
     with connection() as conn:
         row = activate_model(conn, model_id)
     if row is None:

@@ -1,13 +1,12 @@
 """Maintenance predictions: the latest per device (`GET /predictions`) and one device's.
 
-Read through `gridmon.maintenance.storage`, imported on first use (it brings pandas along, which
-the API's start-up and `/health` do not need).
+Read through `gridmon.storage.predictions`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -15,14 +14,15 @@ from pydantic import BaseModel, Field
 from gridmon.api.auth import ReadAccess
 from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND
 from gridmon.api.params import DEFAULT_PAGE, Cursor, DeviceId, Limit, Page, decode_cursor, encode_cursor
-from gridmon.db import connection
-
-if TYPE_CHECKING:
-    from gridmon.maintenance.model import MaintenancePrediction
+from gridmon.domain.maintenance import MaintenancePrediction
+from gridmon.domain.severity import Severity
+from gridmon.storage import devices
+from gridmon.storage.db import connection
+from gridmon.storage.predictions import latest_prediction, latest_predictions
 
 router = APIRouter(tags=["predictions"], responses=DATA_RESPONSES, dependencies=ReadAccess)
 
-RiskLevel = Literal["low", "medium", "high", "critical"]
+RiskLevel = Severity
 
 
 class Prediction(BaseModel):
@@ -66,8 +66,6 @@ def list_predictions(
     cursor: Cursor = None,
 ) -> Page[Prediction]:
     """Ordered by device id."""
-    from gridmon.maintenance.storage import latest_predictions
-
     after = decode_cursor(cursor, str)[0] if cursor else None
     with connection() as conn:
         latest = latest_predictions(conn)
@@ -86,12 +84,10 @@ def list_predictions(
     summary="Latest maintenance prediction of one device",
 )
 def device_prediction(device_id: DeviceId) -> Prediction:
-    from gridmon.maintenance.storage import latest_prediction
-
     with connection() as conn:
         prediction = latest_prediction(conn, device_id)
         known = prediction is not None or (
-            conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone() is not None
+            devices.device_exists(conn, device_id)
         )
     if prediction is None:
         detail = "no prediction yet for device" if known else "device not found"

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from gridmon.api.auth import ReadAccess
 from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND
 from gridmon.api.params import DeviceId, IsoDatetime, aware, now_utc, shifted
-from gridmon.db import connection
+from gridmon.storage import devices, series
+from gridmon.storage.db import connection
 
 router = APIRouter(tags=["readings"], responses=DATA_RESPONSES)
 
@@ -35,7 +36,6 @@ MAX_BUCKETS = 10_000
 MAX_RAW_RANGE = timedelta(days=31)
 MAX_RANGE = timedelta(days=3660)
 DEFAULT_RANGE = timedelta(hours=1)
-_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
 
 class RawReading(BaseModel):
@@ -71,25 +71,11 @@ class Readings(BaseModel):
     next_start: Annotated[datetime | None, Field(description="When truncated: pass as `start` to continue.")] = None
 
 
-_RAW = """
-SELECT ts, voltage, current, temperature, extra FROM sensor_readings
-WHERE device_id = %s AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s
-"""
-# The bucketing function is one of two fixed texts, never built from input.
-_BUCKETED_TAIL = """ AS b, count(*), avg(voltage), min(voltage), max(voltage), avg(current), min(current), max(current),
-       avg(temperature), min(temperature), max(temperature)
-FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
-GROUP BY b ORDER BY b
-"""
-_BUCKETED_TIMESCALE = "SELECT time_bucket(%(width)s, ts)" + _BUCKETED_TAIL
-_BUCKETED_DATE_BIN = "SELECT date_bin(%(width)s, ts, %(origin)s)" + _BUCKETED_TAIL
-
-
 def has_timescale(request: Request, conn: psycopg.Connection) -> bool:
     """Whether `time_bucket` is available (looked up once per app)."""
     cached: bool | None = getattr(request.app.state, "timescale", None)
     if cached is None:
-        cached = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+        cached = series.has_timescale(conn)
         request.app.state.timescale = cached
     return cached
 
@@ -139,11 +125,11 @@ def get_readings(
             detail=f"{span / BUCKETS[bucket]:.0f} buckets of {bucket} in the range; at most {MAX_BUCKETS} allowed",
         )
     with connection() as conn:
-        if conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone() is None:
+        if not devices.device_exists(conn, device_id):
             raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
         result = Readings(device_id=device_id, start=start, end=end, bucket=bucket, truncated=False)
         if bucket == "raw":
-            rows = conn.execute(_RAW, (device_id, start, end, limit + 1)).fetchall()
+            rows = series.raw_readings(conn, device_id, start, end, limit + 1)
             result.readings = [
                 RawReading(ts=r[0], voltage=r[1], current=r[2], temperature=r[3], extra=r[4]) for r in rows[:limit]
             ]
@@ -151,9 +137,8 @@ def get_readings(
                 result.truncated = True
                 result.next_start = rows[limit][0]
             return result
-        query = _BUCKETED_TIMESCALE if has_timescale(request, conn) else _BUCKETED_DATE_BIN
-        params = {"device": device_id, "start": start, "end": end, "width": BUCKETS[bucket], "origin": _ORIGIN}
-        rows = conn.execute(query, params).fetchall()
+        timescale = has_timescale(request, conn)
+        rows = series.bucketed_readings(conn, device_id, start, end, BUCKETS[bucket], timescale=timescale)
     result.buckets = [
         BucketRow(start=r[0], count=r[1], voltage=_stats(r, 2), current=_stats(r, 5), temperature=_stats(r, 8))
         for r in rows

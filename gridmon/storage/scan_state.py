@@ -1,0 +1,53 @@
+"""The `scan_state` table (one watermark per incremental scan) and the scan's safe upper bound.
+
+`lock_watermark` takes the scan's row for the transaction (a second scan finds it locked and
+skips); `safe_upper_bound` is the newest `ingested_at` below which every row is committed (the
+reasoning is in `gridmon.jobs.scan`); `advance` moves the watermark when a step is done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+_UPPER_BOUND = """
+SELECT clock_timestamp() - make_interval(secs => %(lag)s),
+       (SELECT min(xact_start) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+           AND backend_xid IS NOT NULL
+           AND xact_start IS NOT NULL AND xact_start > clock_timestamp() - make_interval(secs => %(stuck)s)),
+       (SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+           AND backend_xid IS NOT NULL AND xact_start <= clock_timestamp() - make_interval(secs => %(stuck)s))
+"""
+
+
+def lock_watermark(conn: psycopg.Connection, name: str, lookback_s: float) -> datetime | None:
+    """The watermark, with the scan's row locked for this transaction; None if another scan holds it.
+    A scan seen for the first time starts `lookback_s` before now."""
+    conn.execute(
+        "INSERT INTO scan_state (name, watermark) VALUES (%s, now() - make_interval(secs => %s)) "
+        "ON CONFLICT (name) DO NOTHING",
+        (name, lookback_s),
+    )
+    row = conn.execute("SELECT watermark FROM scan_state WHERE name = %s FOR UPDATE SKIP LOCKED", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def upper_bound_inputs(
+    conn: psycopg.Connection, *, lag_s: float, stuck_s: float
+) -> tuple[datetime, datetime | None, int]:
+    """(now − lag, start of the oldest write transaction open for less than `stuck_s` or None,
+    how many write transactions have been open longer than `stuck_s`)."""
+    row = conn.execute(_UPPER_BOUND, {"lag": lag_s, "stuck": stuck_s}).fetchone()
+    assert row is not None
+    return row[0], row[1], int(row[2])
+
+
+def advance(conn: psycopg.Connection, name: str, watermark: datetime, readings: int) -> None:
+    """Move the scan's watermark and add the readings this step scored to its count."""
+    conn.execute(
+        "UPDATE scan_state SET watermark = %s, updated_at = now(), readings = readings + %s WHERE name = %s",
+        (watermark, readings, name),
+    )

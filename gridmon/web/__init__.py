@@ -1,6 +1,0 @@
-"""The operator dashboard: plain HTML/CSS/JS pages served by the API at `/`, with live updates
-over Server-Sent Events at `/live/events`. `router` is included by `gridmon.api.app`."""
-
-from gridmon.web.router import router
-
-__all__ = ["router"]
