@@ -54,3 +54,50 @@ def test_upgrade_downgrade_upgrade(migrated_database: str) -> None:
     assert _tables(url) <= {"alembic_version"}
     _alembic(url, "upgrade", "head")
     assert _tables(url) >= EXPECTED_TABLES
+
+
+def test_one_outbox_migration_keeps_every_row_both_ways(migrated_database: str) -> None:
+    url = migrated_database + "_outbox"
+    _fresh(url)
+    _alembic(url, "upgrade", "0004")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alerts (device_id, metric, detector, severity, opened_at, last_seen_at)"
+            " VALUES ('dev-a', 'voltage', 'safety', 'high', now(), now())"
+        )
+        conn.execute(
+            "INSERT INTO alert_outbox (alert_id, event, payload, published_at) VALUES"
+            " (1, 'opened', '{\"device_id\": \"dev-a\"}', now()), (1, 'resolved', '{\"device_id\": \"dev-a\"}', NULL)"
+        )
+        conn.execute(
+            "INSERT INTO maintenance_predictions (device_id, computed_at, confidence, risk_score, risk_level)"
+            " VALUES ('dev-m', now(), 0.5, 80, 'critical')"
+        )
+        conn.execute(
+            "INSERT INTO maintenance_outbox (device_id, prediction_id, payload, sent_at) VALUES"
+            " ('dev-m', 1, '{\"risk_level\": \"critical\"}', NULL), ('dev-m', 1, '{\"risk_level\": \"high\"}', now())"
+        )
+    _alembic(url, "upgrade", "head")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT topic, device_id, alert_id, prediction_id, event, payload, published_at IS NOT NULL"
+            " FROM alert_outbox ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("anomalies", "dev-a", 1, None, "opened", {"device_id": "dev-a"}, True),
+        ("anomalies", "dev-a", 1, None, "resolved", {"device_id": "dev-a"}, False),
+        ("maintenance", "dev-m", None, 1, "risk_changed", {"risk_level": "critical"}, False),
+        ("maintenance", "dev-m", None, 1, "risk_changed", {"risk_level": "high"}, True),
+    ]
+    assert "maintenance_outbox" not in _tables(url)
+    _alembic(url, "downgrade", "0004")
+    with psycopg.connect(url) as conn:
+        alert_rows = conn.execute("SELECT alert_id, event, published_at IS NOT NULL FROM alert_outbox ORDER BY id")
+        assert alert_rows.fetchall() == [(1, "opened", True), (1, "resolved", False)]
+        maintenance_rows = conn.execute(
+            "SELECT device_id, prediction_id, payload, sent_at IS NOT NULL FROM maintenance_outbox ORDER BY id"
+        ).fetchall()
+    assert maintenance_rows == [
+        ("dev-m", 1, {"risk_level": "critical"}, False),
+        ("dev-m", 1, {"risk_level": "high"}, True),
+    ]
