@@ -127,7 +127,7 @@ def test_hook_and_scan_count_a_reading_once(db, redis_client):
     rows = normal_rows("dev-a", t0, 30)
     rows[10:15] = with_voltage(rows[10:15], 270.0)
     store_batch(rows)
-    assert alerts(db)[0]["readings_count"] == 5  # the hook alone, before any scan
+    assert alerts(db)[0]["readings_count"] == 5  # the ingest check alone, before any scan
     run_scan(now=t0 + 60)
     [alert] = alerts(db)
     assert (alert["readings_count"], alert["severity"]) == (5, "critical")
@@ -169,7 +169,7 @@ def test_redis_down_keeps_events_until_it_returns(db, redis_client, tmp_path, mo
     try:
         t0 = base_time()
         server.stop()
-        store_batch(with_voltage(normal_rows("dev-a", t0, 5), 265.0))  # hook: stored, not published
+        store_batch(with_voltage(normal_rows("dev-a", t0, 5), 265.0))  # ingest check: stored, not published
         result = publisher.drain()
         assert result.published == 0 and result.error is not None and "GRIDMON_REDIS_URL" in result.error
         [alert] = alerts(db)

@@ -1,4 +1,4 @@
-"""The contract between detectors and everything that uses them (scan task, ingest hook, eval).
+"""The contract between detectors and everything that uses them (scan job, ingest job, evaluation).
 
 A frame of readings is a pandas DataFrame with columns `device_id` (str), `ts` (float, UTC epoch
 seconds), `voltage`, `current`, `temperature` (float) and optionally further numeric metric

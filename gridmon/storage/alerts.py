@@ -80,7 +80,7 @@ def emit(conn: psycopg.Connection, row: Row, event: str, ts: float | None = None
 
 def lock_key(conn: psycopg.Connection, device_id: str, metric: str) -> None:
     """Serialise writers of one (device, metric) until commit. Callers lock keys in sorted order,
-    so the ingest hook, the scan and the staleness check cannot deadlock each other."""
+    so the ingest job, the scan and the staleness check cannot deadlock each other."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"alert/{device_id}/{metric}",))
 
 
@@ -206,7 +206,7 @@ def resolve(conn: psycopg.Connection, alert_id: int, reason: str = "operator") -
 
 def prune_counted_readings(conn: psycopg.Connection, older_than: timedelta) -> int:
     """Forget which readings alerts resolved longer ago than `older_than` counted (the
-    dedupe only matters while the hook and the scan may still both report a reading)."""
+    dedupe only matters while the ingest check and the scan may still both report a reading)."""
     cur = conn.execute(
         """DELETE FROM alert_readings ar USING alerts a
            WHERE a.id = ar.alert_id AND a.state = 'resolved' AND a.resolved_at < now() - %s""",
