@@ -24,13 +24,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from gridmon.detection.base import METRICS, DetectionResult, Finding
+from gridmon.detection.base import METRICS, SEVERITIES, DetectionResult, Finding
 from gridmon.detection.limits import SafetyLimits
 
 DETECTOR = "safety"
 # Upper bounds of relative excess for low, medium, high; anything beyond is critical.
 SEVERITY_BANDS = (0.05, 0.10, 0.20)
-_SEVERITY_NAMES = np.array(["low", "medium", "high", "critical"])
+_SEVERITY_NAMES = np.array(SEVERITIES)
 _UNITS = {"voltage": "V", "current": "A", "temperature": "°C"}
 
 
