@@ -350,3 +350,12 @@ def test_hub_reports_redis_down_and_the_stream_still_ends() -> None:
     assert "event: hello" in text and "event: summary" in text
     assert "event: status" in text and f"127.0.0.1:{port}" in text and "GRIDMON_REDIS_URL" in text
     assert subscribers == 0
+
+
+def test_the_page_uses_the_one_severity_scale() -> None:
+    from gridmon.domain.severity import SEVERITIES
+
+    source = (STATIC_DIR / "dom.js").read_text()
+    found = re.search(r"export const SEVERITIES = \[(.*?)\];", source)
+    assert found is not None
+    assert tuple(orjson.loads(f"[{found.group(1)}]")) == SEVERITIES
