@@ -9,23 +9,16 @@ periodic run expires before the next one (beat entry), so a backlog runs once.
 
 from __future__ import annotations
 
-import logging
-
-from celery import Task
-
 from gridmon.celery import app
 from gridmon.config import get_settings
 from gridmon.jobs.predict import run_predictions
 from gridmon.storage.db import TRANSIENT_DB_ERRORS
-
-log = logging.getLogger(__name__)
 
 # Limits come from the settings the worker starts with (beat runs the task every predict_interval_s).
 PREDICT_INTERVAL_S = get_settings().predict_interval_s
 
 
 @app.task(
-    bind=True,
     name="workers.maintenance.predict",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -37,10 +30,6 @@ PREDICT_INTERVAL_S = get_settings().predict_interval_s
     soft_time_limit=PREDICT_INTERVAL_S * 0.8,
     time_limit=PREDICT_INTERVAL_S * 0.9,
 )
-def predict(self: Task, device_id: str | None = None) -> dict[str, int | str | None]:
+def predict(device_id: str | None = None) -> dict[str, int | str | None]:
     """Predict for one device (`device_id`) or for every device seen within the lookback window."""
-    try:
-        return run_predictions(device_id).as_dict()
-    except TRANSIENT_DB_ERRORS:
-        log.warning("database unavailable, maintenance run will be retried retries=%d", self.request.retries)
-        raise
+    return run_predictions(device_id).as_dict()
