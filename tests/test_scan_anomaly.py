@@ -117,3 +117,21 @@ def test_shards_split_the_devices_and_score_each_reading_once(db, redis_client, 
     assert sum(run_scan(shard=s, drain=False).readings for s in range(4)) == 0
     names = {r[0] for r in db.execute("SELECT name FROM scan_state")}
     assert {f"readings/{s}of4" for s in range(4)} <= names
+
+
+def test_band_route_draws_the_detectors_expectation(db, redis_client):
+    from fastapi.testclient import TestClient
+
+    from gridmon.api.app import create_app
+
+    t0 = base_time() - 3600
+    store(fault_rows("dev-b", t0, seed=6))
+    client = TestClient(create_app())
+    assert client.get("/devices/dev-b/band").status_code == 404  # not scanned yet
+    run_scan(now=t0 + 2 * N, drain=False)
+    body = client.get("/devices/dev-b/band", params={"points": 10}).json()
+    assert len(body["ts"]) == 10
+    by_metric = {m["metric"]: m for m in body["metrics"]}
+    temperature = by_metric["temperature"]
+    assert all(lo < 35.0 < hi for lo, hi in zip(temperature["low"], temperature["high"], strict=True))
+    assert by_metric["voltage"]["expected"][0] == pytest.approx(230.0, abs=0.5)
