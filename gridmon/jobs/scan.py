@@ -39,7 +39,7 @@ from gridmon.alerts.stale import check_stale
 from gridmon.alerts.tracker import apply_findings
 from gridmon.config import get_settings
 from gridmon.detection.safety import check_safety
-from gridmon.detection.stream.device import metric_columns, score_batch
+from gridmon.detection.stream.device import score_rows, split_devices
 from gridmon.detection.stream.forest import ForestSet, group_key
 from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.state import DeviceState
@@ -119,6 +119,8 @@ def _step_upper(
 def _load_state(
     stored: detector_state.StoredState | None, metrics: list[str], forest_version: int | None
 ) -> DeviceState:
+    """The stored state (its forest calibration reset when another forest version is active now),
+    or a fresh one for a device seen for the first time or stored by another state version."""
     state = DeviceState.from_bytes(stored.state) if stored is not None else None
     if state is None:
         return DeviceState.new(metrics)
@@ -146,17 +148,17 @@ def score_frame(conn: psycopg.Connection, frame: pd.DataFrame, report: ScanRepor
     stored = detector_state.load(conn, ids)
     kinds = devices.kinds(conn, ids)
     rows = []
-    for device_id, group in frame.groupby("device_id", sort=True):
-        device = str(device_id)
-        batch = group.dropna(axis=1, how="all")
-        state = _load_state(stored.get(device), metric_columns(batch), report.model_id)
-        state = state.with_metrics(metric_columns(batch))
+    for batch in split_devices(frame):
+        device = batch.device_id
+        state = _load_state(stored.get(device), list(batch.columns), report.model_id)
+        state = state.with_metrics(batch.columns)
         key = group_key(kinds.get(device), state.metrics)
         forest = forests.for_group(key, 3 * len(state.metrics)) if forests else None
-        state, result = score_batch(state, batch, params=params, forest=forest)
+        state, result = score_rows(state, batch, params=params, forest=forest)
         report.alarms += len(result.runs)
-        for event in apply_runs(conn, device, result.runs, ended_at=result.ended_at):
-            report.count(event.event)
+        if result.runs or result.ended_at is not None:
+            for event in apply_runs(conn, device, result.runs, ended_at=result.ended_at):
+                report.count(event.event)
         rows.append((device, state.to_bytes(), report.model_id, state.readings, state.last_ts))
     detector_state.save(conn, rows)
     report.devices += len(rows)

@@ -105,9 +105,8 @@ def _learn_score(h, c, x2, w, count_min, q, p_on, band_p, gmax):  # type: ignore
     if c[S.C_COUNT] >= count_min and (c[S.C_SINCE] >= RECOMPUTE_EVERY or c[S.C_THR] == 0.0):
         c[S.C_SINCE] = 0.0
         qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
-        h64 = h.astype(np.float64)
-        c[S.C_THR] = threshold(h64, c[S.C_TOTAL], w, qq, p_on, gmax)
-        c[S.C_BAND] = threshold(h64, c[S.C_TOTAL], w, qq, band_p, gmax)
+        c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax)
+        c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax)
 
 
 @nb.njit(cache=True)

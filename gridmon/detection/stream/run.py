@@ -10,6 +10,7 @@ that moment. The state is updated in place, so the next call continues where thi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,6 +20,11 @@ from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.state import DeviceState
 
 DEFAULT_PARAMS = DetectorParams()
+
+
+@lru_cache(maxsize=16)
+def _param_array(params: DetectorParams) -> np.ndarray:
+    return params.as_array()
 
 
 @dataclass
@@ -66,7 +72,7 @@ def run_device(
         features=np.zeros((n if features else 0, 3 * k)),
     )
     run_kernel(
-        ts, x, int(start), params.as_array(),
+        ts, x, int(start), _param_array(params),
         state.dev, state.met, state.fam, state.hist, state.cal, state.ring,
         state.dhist, state.dcal, state.fhist, state.fcal,
         fr.feature, fr.threshold, fr.left, fr.right, fr.weight, fr.roots, float(fr.norm),

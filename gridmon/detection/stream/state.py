@@ -1,7 +1,7 @@
 """A device's detector state: everything the streaming detector carries from one reading to the next.
 
-The scan stores it between runs (`to_bytes` / `from_bytes`), so a scan reads only new readings
-and a worker that dies mid-scan loses nothing: the next one resumes from the last committed
+The scan stores it between runs (`to_bytes` / `from_bytes`: a few kilobytes compressed), so a
+scan reads only new readings and a worker that dies mid-scan loses nothing: the next one resumes from the last committed
 state. The layout is a handful of numpy arrays indexed by the constants below; the compiled
 kernel (`kernel.py`) reads and writes them in place.
 
@@ -13,8 +13,8 @@ the forest score have a histogram and calibration row each (`dhist`/`dcal`, `fhi
 
 from __future__ import annotations
 
-import io
 import json
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -156,22 +156,49 @@ class DeviceState:
         return float(self.dev[D_LAST_TS]) if self.dev[D_N] > 0 else None
 
     def to_bytes(self) -> bytes:
-        """Compressed, self-describing serialisation (zlib over an .npz with a JSON header)."""
-        buf = io.BytesIO()
-        header = json.dumps({"version": STATE_VERSION, "metrics": list(self.metrics)}).encode()
-        arrays: dict[str, np.ndarray] = dict(zip(_FIELDS, self._arrays(), strict=True))
-        arrays["header"] = np.frombuffer(header, dtype=np.uint8)
-        np.savez(buf, **arrays)  # type: ignore[arg-type]
-        return zlib.compress(buf.getvalue(), 3)
+        """Compact serialisation: a small header (magic, version, metric names) and the raw
+        arrays in a fixed order, zlib-compressed (most of a young state is zeros)."""
+        names = json.dumps(list(self.metrics)).encode()
+        head = _MAGIC + struct.pack("<HI", STATE_VERSION, len(names)) + names
+        body = b"".join(np.ascontiguousarray(a).tobytes() for a in self._arrays())
+        return zlib.compress(head + body, 1)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> DeviceState | None:
         """The state in `blob`, or None when it was written by another state version."""
-        with np.load(io.BytesIO(zlib.decompress(blob))) as data:
-            header = json.loads(bytes(data["header"]).decode())
-            if header.get("version") != STATE_VERSION:
-                return None
-            return cls(tuple(header["metrics"]), *(np.array(data[name]) for name in _FIELDS))
+        raw = bytearray(zlib.decompress(blob))
+        if raw[:4] != _MAGIC:
+            return None
+        version, size = struct.unpack_from("<HI", raw, 4)
+        if version != STATE_VERSION:
+            return None
+        at = 10 + size
+        metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
+        arrays: list[np.ndarray] = []
+        for dtype, shape in _layout(len(metrics)):
+            count = int(np.prod(shape))
+            arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=at).reshape(shape))
+            at += count * np.dtype(dtype).itemsize
+        if at != len(raw):
+            return None
+        return cls(metrics, *arrays)
 
 
-_FIELDS = ("dev", "met", "fam", "hist", "cal", "ring", "dhist", "dcal", "fhist", "fcal")
+_MAGIC = b"GMS1"
+
+
+def _layout(k: int) -> list[tuple[type, tuple[int, ...]]]:
+    """(dtype, shape) of each array of a k-metric state, in serialisation order."""
+    f32, f64 = np.float32, np.float64
+    return [
+        (f64, (N_DEV,)),
+        (f64, (k, N_MET)),
+        (f64, (k, FAMILIES, N_FAM)),
+        (f32, (k, FAMILIES, N_SCORES, NB)),
+        (f64, (k, FAMILIES, N_SCORES, N_CAL)),
+        (f32, (k, RING_DAYS, SEASON_SLOTS)),
+        (f32, (NB,)),
+        (f64, (N_CAL,)),
+        (f32, (NB,)),
+        (f64, (N_CAL,)),
+    ]
