@@ -63,7 +63,7 @@ def test_episode_of_50_anomalous_readings_is_one_alert_and_one_message(db, redis
 
     [alert] = alerts(db)
     assert (alert["state"], alert["severity"], alert["readings_count"]) == ("open", "critical", 50)
-    assert alert["detector"] == "safety+statistical"
+    assert (alert["detector"], alert["kind"]) == ("safety", "limit")  # the anomaly detector has its own alerts
     assert alert["opened_at"].timestamp() == rows[100][1]
     assert alert["last_seen_at"].timestamp() == rows[149][1]
     opened = [e for e in stream_events(redis_client) if e["metric"] == "voltage"]

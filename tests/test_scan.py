@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("fresh_alerting")
 
 
 def scanned_total(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT readings FROM scan_state").fetchone()
+    row = conn.execute("SELECT coalesce(sum(readings), 0) FROM scan_state").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -88,9 +88,23 @@ def test_second_scan_at_the_same_time_is_busy(db, migrated_database):
     store(normal_rows("dev-a", base_time(), 10))
     run_scan(drain=False)
     with psycopg.connect(migrated_database) as other:
-        other.execute("SELECT 1 FROM scan_state WHERE name = 'readings' FOR UPDATE")
-        assert run_scan(drain=False).status == "busy"
+        other.execute("SELECT 1 FROM scan_state WHERE name LIKE 'readings/%' FOR UPDATE")
+        report = run_scan(drain=False)
+        assert report.status == "busy" and len(report.busy) == get_settings().scan_shards
     assert run_scan(drain=False).status == "ok"
+
+
+def test_one_busy_shard_does_not_stop_the_others(db, migrated_database):
+    shards = get_settings().scan_shards
+    rows = [r for k in range(40) for r in normal_rows(f"dev-{k}", base_time(), 5, seed=k)]
+    run_scan(drain=False)  # creates the shard rows
+    store(rows)
+    with psycopg.connect(migrated_database) as other:
+        other.execute("SELECT 1 FROM scan_state WHERE name = %s FOR UPDATE", (f"readings/0of{shards}",))
+        report = run_scan(drain=False)
+        assert report.busy == [0] and report.status == "ok"
+    report = run_scan(drain=False)
+    assert scanned_total(db) == 200
 
 
 def test_frames_carry_extra_metrics(db):

@@ -13,6 +13,7 @@ EXPECTED_TASKS = {
     "workers.ingest.ingest_batch",
     "workers.system.beat_heartbeat",
     "workers.scanning.scan",
+    "workers.scanning.scan_shard",
     "workers.scanning.publish_alerts",
     "workers.training.retrain",
     "workers.maintenance.predict",

@@ -1,4 +1,4 @@
-"""Model lifecycle against the real database: retrain → active version → picked up by the scan
+"""Model lifecycle against the real database: retrain → active forest set → picked up by the scan
 without a restart; too little data keeps the previous version; roll back by activating."""
 
 from __future__ import annotations
@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from gridmon.config import get_settings
-from gridmon.detection.forest import MIN_TRAINING_SAMPLES
 from gridmon.jobs.retrain import retrain
 from gridmon.jobs.scan import run_scan
 from gridmon.storage.model_versions import activate_model, list_models
-from tests.alerts_support import base_time, fresh_alerting, normal_rows, store
+from tests.alerts_support import base_time, fresh_alerting, normal_rows, store, with_voltage
 
 __all__ = ["fresh_alerting"]
 pytestmark = pytest.mark.usefixtures("fresh_alerting")
+
+N = 400  # readings per device: the replay keeps rows after 200 settling readings
 
 
 @pytest.fixture()
@@ -24,32 +25,35 @@ def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "models"
 
 
-def training_data(t0: float, devices: int = 4, n: int = 150) -> None:
+def training_data(t0: float, devices: int = 4, n: int = N) -> None:
     for d in range(devices):
-        store(normal_rows(f"dev-{d}", t0, n, seed=d))
+        store(normal_rows(f"dev-{d}", t0, n, step=1.0, seed=d))
 
 
 def test_retrain_activates_a_version_and_the_scan_picks_it_up(db, redis_client, model_dir):
     t0 = base_time()
     training_data(t0)
-    assert run_scan(now=t0 + 300, drain=False).model_id is None
+    assert run_scan(now=t0 + 600, drain=False).model_id is None
 
     first = retrain()
     assert first.status == "trained" and first.model_id is not None
-    assert first.n_samples == 600
+    assert list(first.groups) == ["default|voltage,current,temperature"]
+    assert 256 <= first.n_samples <= 4 * (N - 200)
     [row] = list_models(db)
-    assert (row["id"], row["status"], row["n_samples"]) == (first.model_id, "active", 600)
+    assert (row["id"], row["status"], row["n_samples"]) == (first.model_id, "active", first.n_samples)
     assert Path(row["artifact_path"]).parent == model_dir.resolve()
     assert Path(row["artifact_path"]).exists()
-    assert row["features"] and row["threshold"] > 0 and row["params"]["target_false_alarm_rate"] > 0
+    assert row["features"] == list(first.groups) and row["params"]["alarms_per_day"] > 0
 
-    store(normal_rows("dev-0", t0 + 300, 10, seed=9))
-    assert run_scan(now=t0 + 330, drain=False).model_id == first.model_id
+    store(normal_rows("dev-0", t0 + 500, 10, seed=9))
+    assert run_scan(now=t0 + 600, drain=False).model_id == first.model_id
+    versions = {v for (v,) in db.execute("SELECT forest_version FROM detector_state WHERE device_id = 'dev-0'")}
+    assert versions == {first.model_id}
 
     second = retrain()
     assert second.model_id != first.model_id
-    store(normal_rows("dev-0", t0 + 320, 10, seed=10))
-    assert run_scan(now=t0 + 350, drain=False).model_id == second.model_id  # no restart needed
+    store(normal_rows("dev-0", t0 + 520, 10, seed=10))
+    assert run_scan(now=t0 + 600, drain=False).model_id == second.model_id  # no restart needed
 
     # Roll back: the operator activates the first version again.
     activated = activate_model(db, first.model_id)
@@ -58,8 +62,8 @@ def test_retrain_activates_a_version_and_the_scan_picks_it_up(db, redis_client, 
         (second.model_id, "inactive"),
         (first.model_id, "active"),
     ]
-    store(normal_rows("dev-0", t0 + 340, 10, seed=11))
-    assert run_scan(now=t0 + 370, drain=False).model_id == first.model_id
+    store(normal_rows("dev-0", t0 + 540, 10, seed=11))
+    assert run_scan(now=t0 + 600, drain=False).model_id == first.model_id
     assert activate_model(db, 999) is None
 
 
@@ -70,10 +74,9 @@ def test_too_little_data_keeps_the_previous_version(db, redis_client, model_dir)
     assert trained.status == "trained"
 
     # The last 0.01 h (36 s) before a moment after the data holds only a few readings.
-    skipped = retrain(window_hours=0.01, now=t0 + 320)
+    skipped = retrain(window_hours=0.01, now=t0 + N + 20)
     assert skipped.status == "skipped"
-    assert skipped.n_samples < MIN_TRAINING_SAMPLES
-    assert skipped.reason is not None and str(MIN_TRAINING_SAMPLES) in skipped.reason
+    assert skipped.reason is not None and "need 256" in skipped.reason
     assert skipped.active_model_id == trained.model_id
     assert [(m["id"], m["status"]) for m in list_models(db)] == [(trained.model_id, "active")]
     assert len(list(model_dir.iterdir())) == 1
@@ -90,14 +93,13 @@ def test_retrain_task_reports_its_outcome(db, redis_client, model_dir):
     assert result["status"] == "trained" and result["active_model_id"] == result["model_id"]
 
 
-def test_readings_inside_alerts_are_left_out_of_training(db, redis_client, model_dir):
-    from gridmon.alerts.tracker import apply_findings
-    from gridmon.detection.base import Finding
-
+def test_readings_the_detector_calls_abnormal_are_left_out_of_training(db, redis_client, model_dir):
     t0 = base_time()
-    training_data(t0)
-    fault = [Finding("dev-0", t0 + 2 * i, "voltage", 260.0, "high", "safety", 0.2, "x") for i in range(20)]
-    apply_findings(db, fault, gap_s=60)
+    training_data(t0, devices=2, n=2 * N)
+    clean = retrain().n_samples
+    faulty = normal_rows("dev-0", t0 + 2 * N, 300, step=1.0, seed=5)
+    faulty[50:150] = with_voltage(faulty[50:150], 245.0)  # inside the limits, far from 230 ± 0.7
+    store(faulty)
     result = retrain()
-    assert result.excluded_alert_readings == 20
-    assert result.n_samples == 580
+    assert result.status == "trained"
+    assert result.n_samples < clean + 300 - 90  # the fault's readings did not become training rows

@@ -1,22 +1,40 @@
-"""Scan tasks (queue `scan`): the incremental anomaly scan and the outbox drain, each one job call."""
+"""Scan tasks (queue `scan`): the sharded anomaly scan and the outbox drain, each one job call.
+
+Beat runs `scan` every scan interval; it enqueues one `scan_shard` per shard (a Celery group),
+so every worker on the `scan` queue takes shards in parallel. Each shard task expires before
+the next round, so a backlog after an outage runs once, not once per missed tick.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery import group
+
 from gridmon.celery import app
+from gridmon.config import get_settings
 from gridmon.jobs.publish import publish
 from gridmon.jobs.scan import run_scan
 
 
-@app.task(name="workers.scanning.scan", acks_late=True, reject_on_worker_lost=True)
+@app.task(name="workers.scanning.scan", acks_late=True, ignore_result=True)
 def scan() -> dict[str, Any]:
-    """Score what was ingested since the last scan, update alerts, check silent devices, publish.
+    """Enqueue one shard scan per shard (`GRIDMON_SCAN_SHARDS`)."""
+    settings = get_settings()
+    shards = settings.scan_shards
+    group(scan_shard.s(s).set(expires=settings.scan_interval_s) for s in range(shards)).apply_async()
+    return {"shards": shards}
 
-    Not retried: a failed scan changed nothing (each step is one transaction) and the next
-    beat tick starts where it stopped.
+
+@app.task(name="workers.scanning.scan_shard", acks_late=True, reject_on_worker_lost=True)
+def scan_shard(shard: int) -> dict[str, Any]:
+    """Score what the shard's devices sent since its watermark, update alerts; shard 0 also
+    checks silent devices and publishes.
+
+    Not retried: a failed step changed nothing (each step is one transaction) and the next
+    round starts where it stopped.
     """
-    return run_scan().to_dict()
+    return run_scan(shard=shard).to_dict()
 
 
 @app.task(name="workers.scanning.publish_alerts", acks_late=True, ignore_result=True)

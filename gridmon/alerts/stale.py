@@ -80,6 +80,7 @@ def check_stale(
             value_ts=None,
             score=silence / usual,
             description=str(changes["description"]),
+            kind="no_data",
         )
         events.append(store.emit(conn, row, "opened", last_seen.timestamp()))
     return events

@@ -11,7 +11,18 @@ from gridmon.api.access_log import AccessLogMiddleware, RequestMetrics
 from gridmon.api.dashboard import router as dashboard_router
 from gridmon.api.errors import install_error_handlers
 from gridmon.api.prom import StateCollector
-from gridmon.api.routes import admin, alerts, dead_letters, devices, health, metrics, models, predictions, readings
+from gridmon.api.routes import (
+    admin,
+    alerts,
+    bands,
+    dead_letters,
+    devices,
+    health,
+    metrics,
+    models,
+    predictions,
+    readings,
+)
 from gridmon.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware, metrics=RequestMetrics.create(registry))
-    for module in (health, metrics, devices, readings, alerts, dead_letters, admin, models, predictions):
+    for module in (health, metrics, devices, bands, readings, alerts, dead_letters, admin, models, predictions):
         app.include_router(module.router)
     app.include_router(dashboard_router)  # the operator dashboard at `/` (gridmon/api/dashboard), not in the schema
     if settings.admin_token is None:

@@ -65,6 +65,11 @@ class AnomalyAlert:
     last_seen_at: float
     resolved_at: float | None
     readings_count: int
+    kind: str = "limit"
+    metrics: list[str] | None = None
+    expected: float | None = None
+    band_lo: float | None = None
+    band_hi: float | None = None
 
     @property
     def timestamp(self) -> str:
@@ -83,7 +88,7 @@ class AnomalyAlert:
     def from_dict(cls, data: dict[str, Any]) -> AnomalyAlert:
         """Parse a published message (extra keys such as `event_id` and `timestamp` are ignored)."""
         names = cls.__dataclass_fields__.keys()
-        return cls(**{name: data.get(name) for name in names})  # type: ignore[arg-type]
+        return cls(**{name: data[name] for name in names if name in data})
 
     @classmethod
     def from_row(cls, row: dict[str, Any], event: str, ts: float | None = None) -> AnomalyAlert:
@@ -110,4 +115,9 @@ class AnomalyAlert:
             last_seen_at=last_seen,
             resolved_at=_epoch(row["resolved_at"]),
             readings_count=int(row["readings_count"]),
+            kind=row.get("kind") or "limit",
+            metrics=list(row["metrics"]) if row.get("metrics") else [row["metric"]],
+            expected=row.get("expected"),
+            band_lo=row.get("band_lo"),
+            band_hi=row.get("band_hi"),
         )

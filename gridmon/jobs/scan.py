@@ -1,29 +1,26 @@
-"""The scan job: score every stored reading exactly once, fold findings into alerts.
+"""The scan job: score every stored reading exactly once, per shard, carrying each device's state.
 
-Each step reads the readings whose `ingested_at` lies in [watermark, upper), runs `detect` over
-them with each device's earlier readings as baseline history, applies the findings to alerts
-and moves the watermark to `upper` — all in one transaction, so a step that fails leaves
-nothing behind and is simply done again. Half-open windows that meet end to end: no reading is
-scored twice, none is skipped. A reading stamped long ago but stored just now (late data) has a
-new `ingested_at`, so it is scored in the next scan like any other.
+Devices are split into `scan_shards` shards (`gridmon.domain.shards`); each shard has its own
+watermark row in `scan_state` (`readings/<shard>of<shards>`) and its scan is an independent unit
+of work, so any number of scan workers take shards in parallel. A shard step reads the readings
+of its devices whose `ingested_at` lies in [watermark, upper), loads those devices' detector
+states, runs the streaming detector (`gridmon.detection.stream`) over each device's new
+readings only, folds alarm runs into anomaly alerts, writes the states back and moves the
+watermark — all in one transaction: a step that fails leaves nothing behind and is done again
+from the last committed watermark and state. Half-open windows that meet end to end: no reading
+is scored twice, none is skipped. A late reading (stored now, stamped long ago) has a new
+`ingested_at` and is scored in the next step like any other.
 
-Choosing `upper` safely: `ingested_at` is stamped while the ingest transaction runs (its start
-with the column default, the moment of the INSERT with the COPY path's `clock_timestamp()`),
-and the row only becomes visible when the transaction commits, later. Reading up to "now" could
-pass over a batch still in flight that later appears with an `ingested_at` behind the
-watermark. So `upper` is the older of (now − `scan_safety_lag_s`) and the start of the oldest
-transaction still open in this database (`pg_stat_activity.xact_start`): no open transaction
-can stamp a row earlier than its own start, so every row stamped before `upper` is already
-committed. Transactions open
-for longer than `scan_stuck_transaction_s` are ignored (and logged) so one forgotten session
-cannot stop detection; an ingest batch that takes that long would have its rows skipped by the
-scan (the ingest job's safety check still sees them).
+Choosing `upper` safely: `ingested_at` is stamped while the ingest transaction runs and the row
+becomes visible only at commit, later. So `upper` is the older of (now − `scan_safety_lag_s`) and
+the start of the oldest write transaction still open (`pg_stat_activity.xact_start`): every row
+stamped before it is committed. Transactions open longer than `scan_stuck_transaction_s` are
+ignored (and logged) so one forgotten session cannot stop detection.
 
-A backlog (first run, or after an outage) is worked off in steps of at most `scan_max_rows`
-readings. After the steps the scan checks for silent devices, forgets old dedupe and outbox rows
-(`counted_readings_retention_s`, `outbox_retention_s`) and drains the outbox to Redis. Two scans
-never run at once: the second finds the `scan_state` row locked and returns `busy`. The report is
-`ScanReport`; every statement runs in `gridmon.storage`.
+A backlog is worked off in steps of at most `scan_max_rows` readings. Housekeeping (silent
+devices, forgetting old dedupe and outbox rows, draining the outbox) runs once per round, by the
+scan of shard 0. Two scans of one shard never run at once: the second finds the row locked and
+returns `busy`. Every statement runs in `gridmon.storage`.
 """
 
 from __future__ import annotations
@@ -34,24 +31,40 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import psycopg
 
+from gridmon.alerts.anomaly import apply_runs
 from gridmon.alerts.stale import check_stale
 from gridmon.alerts.tracker import apply_findings
 from gridmon.config import get_settings
-from gridmon.detection.pipeline import detect
+from gridmon.detection.safety import check_safety
+from gridmon.detection.stream.device import score_rows, split_devices
+from gridmon.detection.stream.forest import ForestSet, group_key
+from gridmon.detection.stream.params import DetectorParams
+from gridmon.detection.stream.state import DeviceState
+from gridmon.domain.shards import bucket_range
 from gridmon.jobs.limits import default_limits, device_limits
 from gridmon.jobs.models import ActiveModel
 from gridmon.jobs.publish import get_publisher
-from gridmon.storage import db, frames, outbox, scan_state
+from gridmon.storage import db, detector_state, devices, frames, outbox, scan_state
 from gridmon.storage.alerts import prune_counted_readings
 
 log = logging.getLogger(__name__)
 
-SCAN_NAME = "readings"
+LEGACY_SCAN = "readings"  # the single scan's row before shards: its watermark seeds new shards
 _TICK = timedelta(microseconds=1)  # timestamptz resolution
 
 _active_model = ActiveModel()
+
+
+def shard_name(shard: int, shards: int) -> str:
+    return f"{LEGACY_SCAN}/{shard}of{shards}"
+
+
+def detector_params() -> DetectorParams:
+    """The detector configuration of this deployment (defaults + the alarm budget setting)."""
+    return DetectorParams(alarms_per_day=get_settings().alarms_per_device_day)
 
 
 @dataclass
@@ -59,15 +72,19 @@ class ScanReport:
     """What one scan did (the task's result)."""
 
     status: str = "ok"
+    shards: list[int] = field(default_factory=list)
     steps: int = 0
     readings: int = 0
+    devices: int = 0
     largest_step: int = 0
+    alarms: int = 0
     findings: int = 0
     events: dict[str, int] = field(default_factory=dict)
     model_id: int | None = None
     watermark: str | None = None
     published: int = 0
     publish_error: str | None = None
+    busy: list[int] = field(default_factory=list)
 
     def count(self, event: str, n: int = 1) -> None:
         self.events[event] = self.events.get(event, 0) + n
@@ -85,62 +102,109 @@ def safe_upper_bound(conn: psycopg.Connection, lag_s: float) -> datetime:
     return min(lagged, oldest_open) if oldest_open is not None else lagged
 
 
-def _step_upper(conn: psycopg.Connection, lower: datetime, upper: datetime, max_rows: int) -> datetime:
-    """Shrink [lower, upper) until it holds at most `max_rows` readings (a few range counts)."""
-    count = frames.count_ingested_between(conn, lower, upper)
+def _step_upper(
+    conn: psycopg.Connection, lower: datetime, upper: datetime, max_rows: int, buckets: tuple[int, int]
+) -> datetime:
+    """Shrink [lower, upper) until it holds at most `max_rows` of the shard's readings."""
+    count = frames.shard_count_ingested_between(conn, lower, upper, buckets)
     while count > max_rows:
         candidate = lower + (upper - lower) * (max_rows / count)
         if candidate <= lower + _TICK:
             # More readings share one ingest instant than a step may hold: take them whole.
             return lower + _TICK
-        upper, count = candidate, frames.count_ingested_between(conn, lower, candidate)
+        upper, count = candidate, frames.shard_count_ingested_between(conn, lower, candidate, buckets)
     return upper
 
 
-def _scan_step(conn: psycopg.Connection, lower: datetime, upper: datetime, report: ScanReport) -> None:
+def _load_state(
+    stored: detector_state.StoredState | None, metrics: list[str], forest_version: int | None
+) -> DeviceState:
+    """The stored state (its forest calibration reset when another forest version is active now),
+    or a fresh one for a device seen for the first time or stored by another state version."""
+    state = DeviceState.from_bytes(stored.state) if stored is not None else None
+    if state is None:
+        return DeviceState.new(metrics)
+    if stored is not None and stored.forest_version != forest_version:
+        state.reset_forest()
+    return state
+
+
+def score_frame(conn: psycopg.Connection, frame: pd.DataFrame, report: ScanReport, forests: ForestSet | None) -> None:
+    """Safety limits and the streaming detector over `frame` (sorted by device, ts): limit
+    findings and alarm runs become alerts; device states are written back (caller's transaction).
+
+    The ingest job already applied the safety limits to these readings; checking them again here
+    is idempotent (each reading counts once) and catches rows that reached the table another
+    way (a replayed dead letter, a bulk load)."""
     settings = get_settings()
-    frame = frames.ingested_between(conn, lower, upper)
-    report.readings += len(frame)
-    if frame.empty:
-        return
-    history = frames.history_for(conn, frame, history_s=settings.scan_history_s, scanned=(lower, upper))
+    params = detector_params()
+    ids = sorted(frame["device_id"].unique().tolist())
     default = default_limits(settings)
-    limits = device_limits(conn, frame["device_id"].unique().tolist(), default)
-    report.model_id, model = _active_model.get(conn)
-    findings = detect(frame, history=history, model=model, limits=limits, default_limits=default)
-    report.findings += len(findings)
+    limit_findings = check_safety(frame, device_limits(conn, ids, default), default).findings
+    report.findings += len(limit_findings)
     seen_until = frame.groupby("device_id")["ts"].max().to_dict()
-    for event in apply_findings(conn, findings, gap_s=settings.episode_gap_s, seen_until=seen_until):
+    for event in apply_findings(conn, limit_findings, gap_s=settings.episode_gap_s, seen_until=seen_until):
         report.count(event.event)
+    stored = detector_state.load(conn, ids)
+    kinds = devices.kinds(conn, ids)
+    rows = []
+    for batch in split_devices(frame):
+        device = batch.device_id
+        state = _load_state(stored.get(device), list(batch.columns), report.model_id)
+        state = state.with_metrics(batch.columns)
+        key = group_key(kinds.get(device), state.metrics)
+        forest = forests.for_group(key, 3 * len(state.metrics)) if forests else None
+        state, result = score_rows(state, batch, params=params, forest=forest)
+        report.alarms += len(result.runs)
+        if result.runs or result.ended_at is not None:
+            for event in apply_runs(conn, device, result.runs, ended_at=result.ended_at):
+                report.count(event.event)
+        rows.append((device, state.to_bytes(), report.model_id, state.readings, state.last_ts))
+    detector_state.save(conn, rows)
+    report.devices += len(rows)
 
 
-def run_scan(*, now: float | None = None, name: str = SCAN_NAME, drain: bool = True) -> ScanReport:
-    """Scan everything ingested since the watermark, then check silent devices and publish.
+def _scan_step(
+    conn: psycopg.Connection, lower: datetime, upper: datetime, buckets: tuple[int, int], report: ScanReport
+) -> int:
+    frame = frames.shard_ingested_between(conn, lower, upper, buckets)
+    if frame.empty:
+        return 0
+    report.model_id, forests = _active_model.get(conn)
+    score_frame(conn, frame, report, forests)
+    return len(frame)
 
-    `now` (epoch s) is the wall clock the staleness check compares with (tests pass it).
-    """
+
+def _scan_shard(shard: int, shards: int, report: ScanReport) -> None:
     settings = get_settings()
-    report = ScanReport()
+    name = shard_name(shard, shards)
+    buckets = bucket_range(shard, shards)
     while True:
         with db.connection() as conn:
-            lower = scan_state.lock_watermark(conn, name, settings.scan_initial_lookback_s)
+            seed = scan_state.watermark_of(conn, LEGACY_SCAN)
+            lower = scan_state.lock_watermark(conn, name, settings.scan_initial_lookback_s, start=seed)
             if lower is None:
-                report.status = "busy"
-                log.info("scan skipped: another scan is running")
-                return report
+                report.busy.append(shard)
+                log.info("scan of shard %d/%d skipped: another scan holds it", shard, shards)
+                return
             bound = safe_upper_bound(conn, settings.scan_safety_lag_s)
             if bound <= lower:
                 report.watermark = lower.isoformat()
-                break
-            upper = _step_upper(conn, lower, bound, settings.scan_max_rows)
-            before = report.readings
-            _scan_step(conn, lower, upper, report)
-            scan_state.advance(conn, name, upper, report.readings - before)
+                return
+            upper = _step_upper(conn, lower, bound, settings.scan_max_rows, buckets)
+            n = _scan_step(conn, lower, upper, buckets, report)
+            scan_state.advance(conn, name, upper, n)
             report.steps += 1
-            report.largest_step = max(report.largest_step, report.readings - before)
+            report.readings += n
+            report.largest_step = max(report.largest_step, n)
             report.watermark = upper.isoformat()
         if upper >= bound:
-            break
+            return
+
+
+def housekeeping(report: ScanReport, *, now: float | None = None, drain: bool = True) -> None:
+    """Once per scan round: silent devices, forgetting old dedupe/outbox rows, publishing."""
+    settings = get_settings()
     with db.connection() as conn:
         for event in check_stale(
             conn,
@@ -154,11 +218,28 @@ def run_scan(*, now: float | None = None, name: str = SCAN_NAME, drain: bool = T
     if drain:
         result = get_publisher().drain()
         report.published, report.publish_error = result.published, result.error
+
+
+def run_scan(*, shard: int | None = None, now: float | None = None, drain: bool = True) -> ScanReport:
+    """Scan one shard (`shard`) or all of them in turn (None), then (all, or shard 0) do the
+    round's housekeeping. `now` (epoch s) is what the staleness check compares with (tests)."""
+    shards = get_settings().scan_shards
+    report = ScanReport()
+    todo = range(shards) if shard is None else [shard]
+    for s in todo:
+        report.shards.append(s)
+        _scan_shard(s, shards, report)
+    if report.busy and len(report.busy) == len(todo):
+        report.status = "busy"
+    if shard is None or shard == 0:
+        housekeeping(report, now=now, drain=drain)
     log.info(
-        "scan done steps=%d readings=%d findings=%d events=%s model=%s published=%d",
+        "scan done shards=%s steps=%d readings=%d devices=%d alarms=%d events=%s model=%s published=%d",
+        report.shards if len(report.shards) <= 4 else f"{len(report.shards)} shards",
         report.steps,
         report.readings,
-        report.findings,
+        report.devices,
+        report.alarms,
         report.events,
         report.model_id,
         report.published,

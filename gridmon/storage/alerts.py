@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 STATES = ("open", "acknowledged", "resolved")
 COLUMNS = (
     "id, device_id, metric, detector, state, severity, opened_at, last_seen_at, resolved_at, resolved_reason, "
-    "value, value_ts, score, description, readings_count, ack_note, acked_at, created_at, updated_at"
+    "value, value_ts, score, description, readings_count, ack_note, acked_at, created_at, updated_at, "
+    "kind, metrics, expected, band_lo, band_hi"
 )
+KINDS = ("limit", "anomaly", "no_data")
 
 Row = dict[str, Any]
 
@@ -85,11 +87,22 @@ def lock_key(conn: psycopg.Connection, device_id: str, metric: str) -> None:
 
 
 def open_alert(conn: psycopg.Connection, device_id: str, metric: str) -> Row | None:
-    """The unresolved alert of (device, metric), row-locked, or None."""
+    """The unresolved limit or no-data alert of (device, metric), row-locked, or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            f"SELECT {COLUMNS} FROM alerts WHERE device_id = %s AND metric = %s AND state <> 'resolved' FOR UPDATE",
+            f"SELECT {COLUMNS} FROM alerts WHERE device_id = %s AND metric = %s AND state <> 'resolved' "
+            "AND kind <> 'anomaly' FOR UPDATE",
             (device_id, metric),
+        ).fetchone()
+
+
+def open_anomaly(conn: psycopg.Connection, device_id: str) -> Row | None:
+    """The unresolved anomaly alert of a device (one per device), row-locked, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {COLUMNS} FROM alerts WHERE device_id = %s AND kind = 'anomaly' AND state <> 'resolved' "
+            "FOR UPDATE",
+            (device_id,),
         ).fetchone()
 
 
@@ -108,16 +121,25 @@ def insert_alert(
     description: str,
     readings_count: int = 0,
     resolved_reason: str | None = None,
+    kind: str = "limit",
+    metrics: list[str] | None = None,
+    expected: float | None = None,
+    band: tuple[float, float] | None = None,
 ) -> Row:
-    """Insert an alert; with `resolved_reason` it is stored already resolved (a past episode)."""
+    """Insert an alert; with `resolved_reason` it is stored already resolved (a past episode).
+
+    `kind` is `limit`, `anomaly` or `no_data`; anomaly alerts list their `metrics` and carry
+    the expected value and band (low, high) of their peak metric at the peak."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""
             INSERT INTO alerts (device_id, metric, detector, state, severity, opened_at, last_seen_at,
-                                resolved_at, resolved_reason, value, value_ts, score, description, readings_count)
+                                resolved_at, resolved_reason, value, value_ts, score, description, readings_count,
+                                kind, metrics, expected, band_lo, band_hi)
             VALUES (%(device_id)s, %(metric)s, %(detector)s, %(state)s, %(severity)s, %(opened_at)s,
                     %(last_seen_at)s, CASE WHEN %(reason)s::text IS NULL THEN NULL ELSE now() END, %(reason)s,
-                    %(value)s, %(value_ts)s, %(score)s, %(description)s, %(readings_count)s)
+                    %(value)s, %(value_ts)s, %(score)s, %(description)s, %(readings_count)s,
+                    %(kind)s, %(metrics)s, %(expected)s, %(band_lo)s, %(band_hi)s)
             RETURNING {COLUMNS}
             """,
             {
@@ -134,6 +156,11 @@ def insert_alert(
                 "score": score,
                 "description": description,
                 "readings_count": readings_count,
+                "kind": kind,
+                "metrics": metrics if metrics is not None else [metric],
+                "expected": expected,
+                "band_lo": band[0] if band else None,
+                "band_hi": band[1] if band else None,
             },
         ).fetchone()
     assert row is not None
@@ -232,7 +259,7 @@ def covering_resolved(
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             f"""SELECT {COLUMNS} FROM alerts
-                WHERE device_id = %s AND metric = %s AND state = 'resolved'
+                WHERE device_id = %s AND metric = %s AND state = 'resolved' AND kind <> 'anomaly'
                   AND opened_at <= %s AND last_seen_at >= %s
                 ORDER BY opened_at DESC LIMIT 1 FOR UPDATE""",
             (device_id, metric, to_datetime(start), to_datetime(end)),
@@ -242,7 +269,8 @@ def covering_resolved(
 def unresolved_keys(conn: psycopg.Connection, device_ids: list[str], *, except_metric: str) -> set[tuple[str, str]]:
     """(device_id, metric) of the unresolved alerts of these devices, leaving out one metric."""
     rows = conn.execute(
-        "SELECT device_id, metric FROM alerts WHERE state <> 'resolved' AND metric <> %s AND device_id = ANY(%s)",
+        "SELECT device_id, metric FROM alerts WHERE state <> 'resolved' AND kind = 'limit' AND metric <> %s "
+        "AND device_id = ANY(%s)",
         (except_metric, device_ids),
     ).fetchall()
     return {(str(d), str(m)) for d, m in rows}

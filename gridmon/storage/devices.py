@@ -8,7 +8,7 @@ device's unresolved alert counts and its latest maintenance risk (what the API's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -124,3 +124,25 @@ def count_online_stale(conn: psycopg.Connection, *, stale_after: timedelta) -> t
     row = conn.execute(_ONLINE_STALE, {"stale": stale_after}).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
+
+
+def kinds(conn: psycopg.Connection, device_ids: Iterable[str]) -> dict[str, str | None]:
+    """Profile kind of each of these devices (None when unset or unknown)."""
+    rows = conn.execute(
+        "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)", (list(device_ids),)
+    ).fetchall()
+    return {str(d): k for d, k in rows}
+
+
+def recently_seen(conn: psycopg.Connection, since: datetime, per_kind: int) -> list[tuple[str, str | None]]:
+    """(device_id, kind) of up to `per_kind` devices per profile kind seen since `since`
+    (the most recently seen first)."""
+    rows = conn.execute(
+        """SELECT device_id, kind FROM (
+               SELECT device_id, kind,
+                      row_number() OVER (PARTITION BY coalesce(kind, '') ORDER BY last_seen DESC, device_id) AS k
+               FROM devices WHERE last_seen >= %s) ranked
+           WHERE k <= %s ORDER BY kind NULLS FIRST, device_id""",
+        (since, per_kind),
+    ).fetchall()
+    return [(str(d), k) for d, k in rows]

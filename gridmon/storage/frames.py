@@ -77,6 +77,34 @@ def ingested_between(conn: psycopg.Connection, start: datetime, end: datetime) -
     return _fetch(conn, "WHERE ingested_at >= %s AND ingested_at < %s", (start, end))
 
 
+# `= ANY(list)` rather than a range: PostgreSQL then descends the (bucket, ingested_at) index
+# once per bucket with the ingested_at range as a bound, reading only the new rows.
+_IN_BUCKETS = "gridmon_bucket(device_id) = ANY(%s::int[])"
+
+
+def shard_ingested_between(
+    conn: psycopg.Connection, start: datetime, end: datetime, buckets: tuple[int, int]
+) -> pd.DataFrame:
+    """Readings of the devices in buckets [low, high) whose `ingested_at` is in [start, end),
+    in (device, ts) order (served by the (bucket, ingested_at) index)."""
+    return _fetch(
+        conn,
+        f"WHERE {_IN_BUCKETS} AND ingested_at >= %s AND ingested_at < %s ORDER BY device_id, ts",
+        (list(range(*buckets)), start, end),
+    )
+
+
+def shard_count_ingested_between(
+    conn: psycopg.Connection, start: datetime, end: datetime, buckets: tuple[int, int]
+) -> int:
+    """How many readings of buckets [low, high) have `ingested_at` in [start, end)."""
+    row = conn.execute(
+        f"SELECT count(*) FROM sensor_readings WHERE {_IN_BUCKETS} AND ingested_at >= %s AND ingested_at < %s",
+        (list(range(*buckets)), start, end),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def count_ingested_between(conn: psycopg.Connection, start: datetime, end: datetime) -> int:
     """How many readings have `ingested_at` in [start, end)."""
     row = conn.execute(
@@ -123,4 +151,17 @@ def readings_between(conn: psycopg.Connection, start: datetime, end: datetime, l
     cut = " ORDER BY ts DESC LIMIT %s" if row and row[0] > limit else ""
     params: tuple[Any, ...] = (start, end, limit) if cut else (start, end)
     frame = _fetch(conn, "WHERE ts >= %s AND ts < %s" + cut, params)
+    return frame.sort_values(["device_id", "ts"], ignore_index=True)
+
+
+def devices_between(
+    conn: psycopg.Connection, device_ids: Sequence[str], start: datetime, end: datetime, limit: int
+) -> pd.DataFrame:
+    """Readings of these devices with ts in [start, end) (the most recent `limit` of them), in
+    (device, ts) order: what a retrain replays."""
+    frame = _fetch(
+        conn,
+        "WHERE device_id = ANY(%s) AND ts >= %s AND ts < %s ORDER BY ts DESC LIMIT %s",
+        (list(device_ids), start, end, limit),
+    )
     return frame.sort_values(["device_id", "ts"], ignore_index=True)

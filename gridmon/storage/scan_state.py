@@ -23,13 +23,15 @@ SELECT clock_timestamp() - make_interval(secs => %(lag)s),
 """
 
 
-def lock_watermark(conn: psycopg.Connection, name: str, lookback_s: float) -> datetime | None:
+def lock_watermark(
+    conn: psycopg.Connection, name: str, lookback_s: float, *, start: datetime | None = None
+) -> datetime | None:
     """The watermark, with the scan's row locked for this transaction; None if another scan holds it.
-    A scan seen for the first time starts `lookback_s` before now."""
+    A scan seen for the first time starts at `start`, or `lookback_s` before now."""
     conn.execute(
-        "INSERT INTO scan_state (name, watermark) VALUES (%s, now() - make_interval(secs => %s)) "
+        "INSERT INTO scan_state (name, watermark) VALUES (%s, coalesce(%s, now() - make_interval(secs => %s))) "
         "ON CONFLICT (name) DO NOTHING",
-        (name, lookback_s),
+        (name, start, lookback_s),
     )
     row = conn.execute("SELECT watermark FROM scan_state WHERE name = %s FOR UPDATE SKIP LOCKED", (name,)).fetchone()
     return row[0] if row else None
@@ -51,3 +53,17 @@ def advance(conn: psycopg.Connection, name: str, watermark: datetime, readings: 
         "UPDATE scan_state SET watermark = %s, updated_at = now(), readings = readings + %s WHERE name = %s",
         (watermark, readings, name),
     )
+
+
+def watermark_of(conn: psycopg.Connection, name: str) -> datetime | None:
+    """A scan's watermark without locking it (None when it has no row)."""
+    row = conn.execute("SELECT watermark FROM scan_state WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def list_watermarks(conn: psycopg.Connection, prefix: str) -> list[tuple[str, datetime, int]]:
+    """(name, watermark, readings) of the scans whose name starts with `prefix`."""
+    rows = conn.execute(
+        "SELECT name, watermark, readings FROM scan_state WHERE name LIKE %s ORDER BY name", (prefix + "%",)
+    ).fetchall()
+    return [(str(n), w, int(r)) for n, w, r in rows]

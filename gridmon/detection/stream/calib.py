@@ -1,0 +1,103 @@
+"""Self-calibrated thresholds: a decayed histogram of a score and a tail fit on it.
+
+Every score of every device gets its own threshold, learnt from that device's own normal
+history, for a tail probability set by the alarm budget (`DetectorParams.alarms_per_day`):
+a device reporting every second needs a far rarer value to alarm than one reporting hourly,
+so both page about as often.
+
+- The histogram holds the *squared* score on a log2 grid (`NB` bins from 2^LO to 2^HI). In
+  squared space a Gaussian score has an exponential tail, which the fit below extrapolates
+  exactly; heavier tails get a positive shape.
+- Counts decay (half-life in device time) by weighting new entries more (`weight` grows),
+  so an update touches one bin.
+- `threshold(h, total, weight, q, p)`: the value exceeded with probability `p`. Above the (1 − q)
+  quantile the tail is a generalised Pareto distribution fitted by probability-weighted moments
+  (Hosking & Wallis 1987), shape clipped to [0, gamma_max]; below it, the empirical quantile.
+  When the budget asks for a rarer value than the history can show (p · total < 1), the result
+  is never below the largest value seen: nothing already seen in normal operation alarms.
+  `weight` is the weight a new entry gets now, so `total / weight` is the decayed count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+NB = 80
+LO = -10.0
+HI = 20.0
+DL = (HI - LO) / NB
+
+
+@nb.njit(cache=True, inline="always")
+def hbin(x2: float) -> int:
+    """Bin of a squared score."""
+    if not x2 > 0.0:
+        return 0
+    v = (math.log2(x2) - LO) / DL
+    if v < 0.0:
+        return 0
+    if v >= NB:
+        return NB - 1
+    return int(v)
+
+
+@nb.njit(cache=True, inline="always")
+def edge(i: int) -> float:
+    return 2.0 ** (LO + i * DL)
+
+
+@nb.njit(cache=True)
+def threshold(h: np.ndarray, total: float, weight: float, q: float, p: float, gamma_max: float) -> float:
+    """Squared-score value exceeded with probability `p` (see the module docstring)."""
+    if total <= 0.0:
+        return np.inf
+    acc = 0.0
+    tb = 0
+    for i in range(NB - 1, -1, -1):
+        acc += h[i]
+        if acc >= q * total:
+            tb = i
+            break
+    t = edge(tb)
+    st = acc / total
+    top = 0.0
+    for i in range(NB - 1, -1, -1):
+        if h[i] > 0.0:
+            top = edge(i + 1)
+            break
+    if p >= st:
+        acc2 = 0.0
+        for i in range(NB - 1, -1, -1):
+            acc2 += h[i]
+            if acc2 >= p * total:
+                frac = (acc2 - p * total) / h[i] if h[i] > 0.0 else 0.0
+                return 2.0 ** (LO + (i + frac) * DL)
+        return edge(0)
+    a0 = 0.0
+    a1 = 0.0
+    above = 0.0
+    for i in range(NB - 1, tb - 1, -1):
+        if h[i] <= 0.0:
+            continue
+        y = max(2.0 ** (LO + (i + 0.5) * DL) - t, 0.0)
+        s_mid = (above + 0.5 * h[i]) / acc
+        a0 += h[i] * y
+        a1 += h[i] * y * s_mid
+        above += h[i]
+    a0 /= acc
+    a1 /= acc
+    if a0 <= 0.0:
+        v = t * 1.01
+    else:
+        den = a0 - 2.0 * a1
+        g = gamma_max if den <= 1e-12 * a0 else 2.0 - a0 / den
+        g = min(max(g, 0.0), gamma_max)
+        sig = a0 * (1.0 - g)
+        ratio = st / p
+        v = t + sig * math.log(ratio) if g < 1e-6 else t + sig / g * (ratio**g - 1.0)
+    if p * total / weight < 1.0:  # total / weight: the decayed count of readings behind h
+        v = max(v, top)
+    return v

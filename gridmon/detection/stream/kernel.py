@@ -1,0 +1,426 @@
+"""The compiled per-device loop of the streaming detector (numba).
+
+`run_kernel` walks one device's readings in time order and updates its state arrays in place
+(`state.py` names every slot). For each reading and metric:
+
+1. Expectation. Two models: the *recent level* (Huber-clipped exponential mean, time constant
+   `tau_recent_s`) and the *seasonal* one (a slow level plus the median of the same
+   time-of-day slot over the previous `season_days` days). The seasonal model is used once it
+   exists and cuts the residual scale to `season_gain` of the recent model's.
+2. Scores of the residual z = (x − expected) / scale: point |z|, short shift |EWM(z)|·√span,
+   spread EWM(min(|z|, 10)), flat run (identical consecutive values) and long shift. Across
+   metrics the device shift energy D = mean EWM(z)²·span; optionally a forest score.
+3. Each score is compared with its own calibrated threshold (`calib.py`) and with its recent
+   peak; exceeding both opens an alarm. An alarm clears after `off_readings` consecutive
+   readings inside the expected band (short smoothed |z| and flat run below their band values).
+4. Learning. Levels, scales and score histograms learn from readings that are not part of an
+   alarm; a condition older than `accept_after_s` is learnt again (accepted as normal). The
+   seasonal ring always records: its median over days ignores one bad day, and a new daily
+   pattern that repeats for two days becomes the expectation.
+
+Strictly causal: a reading's verdict depends on it and on earlier readings only, so scoring a
+series in one call or reading by reading gives the same flags.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from gridmon.detection.stream import state as S
+from gridmon.detection.stream.calib import hbin, threshold
+
+# Parameter positions (DetectorParams declaration order).
+P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
+P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 7, 8, 9, 10, 11, 12, 13
+P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19
+
+DAY = 86400.0
+SLOT_S = DAY / S.SEASON_SLOTS
+RECOMPUTE_EVERY = 16.0
+
+# Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
+TRIGGER_DEVICE = 1000
+TRIGGER_FOREST = 1001
+
+
+@nb.njit(cache=True, inline="always")
+def _median_small(buf: np.ndarray, n: int) -> float:
+    for i in range(1, n):
+        v = buf[i]
+        k = i - 1
+        while k >= 0 and buf[k] > v:
+            buf[k + 1] = buf[k]
+            k -= 1
+        buf[k + 1] = v
+    if n % 2 == 1:
+        return buf[n // 2]
+    return 0.5 * (buf[n // 2 - 1] + buf[n // 2])
+
+
+@nb.njit(cache=True)
+def _forest_score(
+    feats: np.ndarray,
+    f_feature: np.ndarray,
+    f_threshold: np.ndarray,
+    f_left: np.ndarray,
+    f_right: np.ndarray,
+    f_weight: np.ndarray,
+    f_roots: np.ndarray,
+    f_norm: float,
+) -> float:
+    total = 0.0
+    for tree in range(f_roots.shape[0] - 1):
+        node = f_roots[tree]
+        while f_left[node] >= 0:
+            if np.float64(np.float32(feats[f_feature[node]])) <= f_threshold[node]:
+                node = f_left[node]
+            else:
+                node = f_right[node]
+        total += f_weight[node]
+    return 2.0 ** (-total / f_norm)
+
+
+@nb.njit(cache=True)
+def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-untyped-def]
+    w = dev[S.D_WEIGHT]
+    inv = 1.0 / w
+    hist *= np.float32(inv)
+    dhist *= np.float32(inv)
+    fhist *= np.float32(inv)
+    cal[:, :, :, S.C_TOTAL] *= inv
+    dcal[S.C_TOTAL] *= inv
+    fcal[S.C_TOTAL] *= inv
+    dev[S.D_WEIGHT] = 1.0
+
+
+@nb.njit(cache=True)
+def _learn_score(h, c, x2, w, count_min, q, p_on, band_p, gmax):  # type: ignore[no-untyped-def]
+    h[hbin(x2)] += np.float32(w)
+    c[S.C_TOTAL] += w
+    c[S.C_COUNT] += 1.0
+    c[S.C_SINCE] += 1.0
+    if c[S.C_COUNT] >= count_min and (c[S.C_SINCE] >= RECOMPUTE_EVERY or c[S.C_THR] == 0.0):
+        c[S.C_SINCE] = 0.0
+        qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
+        c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax)
+        c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax)
+
+
+@nb.njit(cache=True)
+def run_kernel(  # type: ignore[no-untyped-def]
+    ts,
+    X,
+    start,
+    P,
+    dev,
+    met,
+    fam,
+    hist,
+    cal,
+    ring,
+    dhist,
+    dcal,
+    fhist,
+    fcal,
+    f_feature,
+    f_threshold,
+    f_left,
+    f_right,
+    f_weight,
+    f_roots,
+    f_norm,
+    out_flag,
+    out_mflag,
+    out_ratio,
+    out_expected,
+    out_halfband,
+    out_trigger,
+    out_features,
+):
+    n, k = X.shape
+    span = P[P_SPAN]
+    a_s = 2.0 / (span + 1.0)
+    a_l = 2.0 / (P[P_SPAN_LONG] + 1.0)
+    a_c = 2.0 / (P[P_CLOSE_SPAN] + 1.0)
+    sq_s = math.sqrt(span)
+    sq_l = math.sqrt(P[P_SPAN_LONG])
+    wc = 2.0 * P[P_SPAN_LONG]
+    season_days = int(P[P_SEASON_DAYS])
+    clip = P[P_CLIP]
+    min_cal = P[P_MIN_CAL]
+    q = P[P_TAIL_Q]
+    gmax = P[P_GAMMA_MAX]
+    band_p = P[P_BAND_P]
+    accept = P[P_ACCEPT]
+    off_n = P[P_OFF_N]
+    has_forest = f_norm > 0.0
+    ntests = k * S.N_SCORES + 1 + (1 if has_forest else 0)
+    R = ring.shape[1]
+    nfeat = 3 * k
+    sc = np.zeros((k, 2, S.N_SCORES))
+    resid = np.zeros((k, 2))
+    seas = np.zeros(k)
+    has_s = np.zeros(k, np.bool_)
+    valid = np.zeros(k, np.bool_)
+    sel = np.zeros(k, np.int64)
+    feats = np.zeros(max(nfeat, 1))
+    buf = np.zeros(max(season_days, 1))
+    for t in range(n):
+        now = ts[t]
+        # ---- clock: cadence, decay weight, seasonal slots
+        gap = 0.0
+        # A late reading (older than one already seen) is scored, but does not move the clock
+        # or the seasonal ring.
+        late = dev[S.D_N] > 0 and now < dev[S.D_LAST_TS]
+        if dev[S.D_N] > 0:
+            gap = now - dev[S.D_LAST_TS]
+            if gap > 0.0:
+                dt0 = dev[S.D_DT]
+                dev[S.D_DT] = gap if dt0 == 0.0 else dt0 + 0.05 * (min(gap, 4.0 * dt0) - dt0)
+            else:
+                gap = 0.0
+        dev[S.D_N] += 1.0
+        dev[S.D_LAST_TS] = max(dev[S.D_LAST_TS], now) if dev[S.D_N] > 1 else now
+        dt = dev[S.D_DT] if dev[S.D_DT] > 0.0 else 1.0
+        if gap > 0.0:
+            dev[S.D_WEIGHT] *= 2.0 ** (gap / P[P_CAL_HALFLIFE])
+            if dev[S.D_WEIGHT] > 1e20:
+                _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal)
+        w = dev[S.D_WEIGHT]
+        rec_half = max(P[P_REC_S], P[P_REC_N] * dt)
+        rec_dec2 = 2.0 ** (-2.0 * gap / rec_half)
+        day = math.floor(now / DAY)
+        slot = int((now - day * DAY) / SLOT_S) % S.SEASON_SLOTS
+        cur_day = dev[S.D_DAY]
+        if not late and (day != cur_day or slot != dev[S.D_SLOT]):
+            if dev[S.D_SLOT] >= 0.0 and cur_day >= 0.0:
+                for j in range(k):
+                    if met[j, S.M_SLOT_CNT] > 0.0:
+                        ring[j, int(cur_day) % R, int(dev[S.D_SLOT])] = met[j, S.M_SLOT_SUM] / met[j, S.M_SLOT_CNT]
+            for j in range(k):
+                met[j, S.M_SLOT_SUM] = 0.0
+                met[j, S.M_SLOT_CNT] = 0.0
+            if day != cur_day:
+                first = day - R + 1 if cur_day < 0 or day - cur_day >= R else cur_day + 1
+                for dd in range(int(first), int(day) + 1):
+                    for j in range(k):
+                        ring[j, dd % R, :] = np.nan
+            dev[S.D_DAY] = day
+            dev[S.D_SLOT] = slot
+        p_on = P[P_BUDGET] * dt / DAY / ntests
+        # ---- per metric: expectation, scores, alarm state
+        ratio = 0.0
+        dsum = 0.0
+        dcount = 0
+        trigger = -1
+        for j in range(k):
+            x = X[t, j]
+            valid[j] = not math.isnan(x)
+            out_mflag[t, j] = met[j, S.M_ALARM] > 0.0
+            out_expected[t, j] = np.nan
+            out_halfband[t, j] = np.nan
+            if not valid[j]:
+                continue
+            met[j, S.M_SEEN] += 1.0
+            if met[j, S.M_SEEN] == 1.0:
+                met[j, S.M_L0] = x
+                met[j, S.M_L1] = x
+            floor = max(P[P_FLOOR] * met[j, S.M_NU], 1e-12)
+            nb_ = 0
+            for d in range(1, season_days + 1):
+                v = ring[j, int(day - d) % R, slot]
+                if not math.isnan(v):
+                    buf[nb_] = v
+                    nb_ += 1
+            has_s[j] = nb_ >= 2
+            seas[j] = _median_small(buf, nb_) if has_s[j] else 0.0
+            if x == met[j, S.M_PREV]:
+                met[j, S.M_RUN] += 1.0
+            else:
+                met[j, S.M_RUN] = 1.0
+            met[j, S.M_PREV] = x
+            for f in range(2):
+                if f == 1 and not has_s[j]:
+                    continue
+                r = x - (met[j, S.M_L0] if f == 0 else met[j, S.M_L1] + seas[j])
+                resid[j, f] = r
+                z = r / max(fam[j, f, S.F_SCALE], floor)
+                fam[j, f, S.F_EWZ] += a_s * (z - fam[j, f, S.F_EWZ])
+                fam[j, f, S.F_EA] += a_s * (min(abs(z), 10.0) - fam[j, f, S.F_EA])
+                fam[j, f, S.F_EWL] += a_l * (z - fam[j, f, S.F_EWL])
+                fam[j, f, S.F_EWC] += a_c * (z - fam[j, f, S.F_EWC])
+                sc[j, f, S.S_POINT] = abs(z)
+                sc[j, f, S.S_SHIFT] = abs(fam[j, f, S.F_EWZ]) * sq_s
+                sc[j, f, S.S_SPREAD] = fam[j, f, S.F_EA]
+                sc[j, f, S.S_FLAT] = met[j, S.M_RUN]
+                sc[j, f, S.S_LONG] = abs(fam[j, f, S.F_EWL]) * sq_l
+            seasonal_better = met[j, S.M_AAB1] < P[P_SEASON_GAIN] * met[j, S.M_AAB0]
+            s = 1 if (has_s[j] and met[j, S.M_NAB] > 50.0 and seasonal_better) else 0
+            sel[j] = s
+            met[j, S.M_SEL] = s
+            dsum += fam[j, s, S.F_EWZ] ** 2
+            dcount += 1
+            feats[3 * j] = resid[j, s] / max(fam[j, s, S.F_SCALE], floor)
+            feats[3 * j + 1] = fam[j, s, S.F_EWZ] * sq_s
+            feats[3 * j + 2] = fam[j, s, S.F_EA]
+            hit = False
+            for i in range(S.N_SCORES):
+                c = cal[j, s, i]
+                if c[S.C_COUNT] >= min_cal and c[S.C_THR] > 0.0:
+                    x2 = sc[j, s, i] ** 2
+                    ratio = max(ratio, math.sqrt(x2 / c[S.C_THR]))
+                    if t >= start and x2 > c[S.C_THR] and x2 > c[S.C_REC]:
+                        hit = True
+                        if trigger < 0:
+                            trigger = j * 8 + i
+            scale = max(fam[j, s, S.F_SCALE], floor)
+            out_expected[t, j] = met[j, S.M_L0] if s == 0 else met[j, S.M_L1] + seas[j]
+            bp = cal[j, s, S.S_POINT, S.C_BAND]
+            out_halfband[t, j] = math.sqrt(bp) * scale if bp > 0.0 else np.nan
+            if met[j, S.M_ALARM] > 0.0:
+                flat_ok = sc[j, s, S.S_FLAT] ** 2 <= cal[j, s, S.S_FLAT, S.C_BAND]
+                inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
+                met[j, S.M_BELOW] = met[j, S.M_BELOW] + 1.0 if inband else 0.0
+                if met[j, S.M_BELOW] >= off_n:
+                    met[j, S.M_ALARM] = 0.0
+            elif hit:
+                met[j, S.M_ALARM] = 1.0
+                met[j, S.M_BELOW] = 0.0
+                met[j, S.M_OPEN] = now
+            out_mflag[t, j] = met[j, S.M_ALARM] > 0.0
+            for f in range(2):
+                if f == 1 and not has_s[j]:
+                    continue
+                for i in range(S.N_SCORES):
+                    if cal[j, f, i, S.C_COUNT] >= min_cal:
+                        cal[j, f, i, S.C_REC] = max(cal[j, f, i, S.C_REC] * rec_dec2, sc[j, f, i] ** 2)
+        # ---- device shift energy
+        dscore = dsum * span / dcount if dcount > 0 else 0.0
+        if dcount > 0 and dcal[S.C_COUNT] >= min_cal and dcal[S.C_THR] > 0.0:
+            ratio = max(ratio, math.sqrt(dscore / dcal[S.C_THR]))
+            if dev[S.D_ALARM] > 0.0:
+                dev[S.D_BELOW] = dev[S.D_BELOW] + 1.0 if dscore <= dcal[S.C_BAND] else 0.0
+                if dev[S.D_BELOW] >= off_n:
+                    dev[S.D_ALARM] = 0.0
+            elif t >= start and dscore > dcal[S.C_THR] and dscore > dev[S.D_REC]:
+                dev[S.D_ALARM] = 1.0
+                dev[S.D_BELOW] = 0.0
+                dev[S.D_OPEN] = now
+                if trigger < 0:
+                    trigger = TRIGGER_DEVICE
+            dev[S.D_REC] = max(dev[S.D_REC] * rec_dec2, dscore)
+        # ---- forest on the context features
+        fscore2 = 0.0
+        if has_forest and dcount > 0:
+            for j in range(k):
+                if not valid[j]:
+                    feats[3 * j] = 0.0
+                    feats[3 * j + 1] = 0.0
+                    feats[3 * j + 2] = 1.0
+            fs = _forest_score(feats, f_feature, f_threshold, f_left, f_right, f_weight, f_roots, f_norm)
+            fscore2 = fs * fs
+            if fcal[S.C_COUNT] >= min_cal and fcal[S.C_THR] > 0.0:
+                ratio = max(ratio, math.sqrt(fscore2 / fcal[S.C_THR]))
+                if dev[S.F_ALARM] > 0.0:
+                    dev[S.F_BELOW] = dev[S.F_BELOW] + 1.0 if fscore2 <= fcal[S.C_BAND] else 0.0
+                    if dev[S.F_BELOW] >= off_n:
+                        dev[S.F_ALARM] = 0.0
+                elif t >= start and fscore2 > fcal[S.C_THR] and fscore2 > dev[S.F_REC]:
+                    dev[S.F_ALARM] = 1.0
+                    dev[S.F_BELOW] = 0.0
+                    dev[S.F_OPEN] = now
+                    if trigger < 0:
+                        trigger = TRIGGER_FOREST
+                dev[S.F_REC] = max(dev[S.F_REC] * rec_dec2, fscore2)
+        if out_features.shape[0] == n:
+            for c2 in range(nfeat):
+                out_features[t, c2] = feats[c2]
+        # ---- outputs
+        device_alarm = dev[S.D_ALARM] > 0.0 or dev[S.F_ALARM] > 0.0
+        any_alarm = device_alarm
+        for j in range(k):
+            if met[j, S.M_ALARM] > 0.0:
+                any_alarm = True
+            elif (
+                device_alarm
+                and valid[j]
+                and dev[S.D_ALARM] > 0.0
+                and fam[j, sel[j], S.F_EWZ] ** 2 * span >= 0.5 * dcal[S.C_THR]
+            ):
+                # A metric carries the device-level deviation when its own shift energy is at
+                # least half the device threshold (alone it would need k times that).
+                out_mflag[t, j] = True
+        out_flag[t] = any_alarm
+        out_ratio[t] = ratio
+        out_trigger[t] = trigger
+        # ---- learning (normal readings; conditions older than `accept` again)
+        d_frozen = dev[S.D_ALARM] > 0.0 and now - dev[S.D_OPEN] <= accept
+        f_frozen = dev[S.F_ALARM] > 0.0 and now - dev[S.F_OPEN] <= accept
+        for j in range(k):
+            if not valid[j]:
+                continue
+            x = X[t, j]
+            if not late:
+                met[j, S.M_SLOT_SUM] += x - met[j, S.M_L1]
+                met[j, S.M_SLOT_CNT] += 1.0
+            s = sel[j]
+            carries = sc[j, s, S.S_SHIFT] ** 2 > cal[j, s, S.S_SHIFT, S.C_BAND] > 0.0
+            frozen = (met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept) or (
+                (d_frozen or f_frozen) and carries
+            )
+            if frozen:
+                wa = w * P[P_ALARM_WEIGHT]
+                if wa > 0.0:
+                    for f in range(2):
+                        if (f == 0 or has_s[j]) and fam[j, f, S.F_COUNT] > wc:
+                            for i in range(S.N_SCORES):
+                                hist[j, f, i, hbin(sc[j, f, i] ** 2)] += np.float32(wa)
+                                cal[j, f, i, S.C_TOTAL] += wa
+                continue
+            met[j, S.M_NJ] += 1.0
+            nj = met[j, S.M_NJ]
+            a = max(1.0 / nj, dt / P[P_TAU_SLOW])
+            met[j, S.M_NU] += a * (abs(x - met[j, S.M_L1]) - met[j, S.M_NU])
+            floor = max(P[P_FLOOR] * met[j, S.M_NU], 1e-12)
+            for f in range(2):
+                if f == 1 and not has_s[j]:
+                    continue
+                fam[j, f, S.F_COUNT] += 1.0
+                cnt = fam[j, f, S.F_COUNT]
+                r = resid[j, f]
+                sd = max(fam[j, f, S.F_SCALE], floor)
+                cl = clip * sd if cnt > 20.0 else abs(r) + 1e-12
+                rc = min(max(r, -cl), cl)
+                fam[j, f, S.F_SCALE] += max(a, 1.0 / cnt) * (abs(rc) - fam[j, f, S.F_SCALE])
+                if cnt == wc:
+                    fam[j, f, S.F_EWZ] = 0.0
+                    fam[j, f, S.F_EWL] = 0.0
+                    fam[j, f, S.F_EA] = 1.0
+                    fam[j, f, S.F_EWC] = 0.0
+                elif cnt > wc:
+                    for i in range(S.N_SCORES):
+                        _learn_score(hist[j, f, i], cal[j, f, i], sc[j, f, i] ** 2, w, min_cal, q, p_on, band_p, gmax)
+            if has_s[j]:
+                met[j, S.M_NAB] += 1.0
+                g = max(0.005, 1.0 / met[j, S.M_NAB])
+                for f in range(2):
+                    sd = max(fam[j, f, S.F_SCALE], floor)
+                    met[j, S.M_AAB0 + f] += g * (min(abs(resid[j, f]), clip * sd) - met[j, S.M_AAB0 + f])
+            for f in range(2):
+                tau = P[P_TAU_RECENT] if f == 0 else P[P_TAU_SLOW]
+                af = max(1.0 / nj, dt / tau)
+                r = x - (met[j, S.M_L0] if f == 0 else met[j, S.M_L1] + (seas[j] if has_s[j] else 0.0))
+                sd = max(fam[j, f, S.F_SCALE], floor)
+                cl = clip * sd if nj > 20.0 else abs(r) + 1e-12
+                rc = min(max(r, -cl), cl)
+                if f == 0:
+                    met[j, S.M_L0] += af * rc
+                else:
+                    met[j, S.M_L1] += af * rc
+        if dcount > 0 and (not d_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
+            _learn_score(dhist, dcal, dscore, w, min_cal, q, p_on, band_p, gmax)
+        if has_forest and dcount > 0 and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
+            _learn_score(fhist, fcal, fscore2, w, min_cal, q, p_on, band_p, gmax)

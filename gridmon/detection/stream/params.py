@@ -1,0 +1,72 @@
+"""The detector's parameters: one configuration for every device and every data set.
+
+Each value is a documented default a user would keep; nothing here depends on which data is
+being scored. Durations are in seconds of device time, window lengths in readings: a
+statistical window needs a number of readings to mean anything, whereas drift, seasons and
+alarm budgets are about time. `docs/detection.md` says why each part exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Tunables of the streaming detector (see the module docstring for units)."""
+
+    tau_recent_s: float = 3600.0
+    """Time constant of the *recent level* model: follows changes slower than about an hour."""
+    tau_slow_s: float = 7 * DAY_S
+    """Time constant of the seasonal model's level and of every residual scale."""
+    season_days: int = 3
+    """Previous days whose same-time-of-day value (median) is the seasonal expectation."""
+    season_gain: float = 0.7
+    """The seasonal model is used when its residuals are at most this fraction of the recent one's."""
+    span: float = 16.0
+    """Readings in the short windows (shift and spread scores, device shift energy)."""
+    span_long: float = 64.0
+    """Readings in the long shift window (slow, sustained deviations)."""
+    close_span: float = 4.0
+    """Readings in the smoothing of the residual that decides when an alarm clears."""
+    alarms_per_day: float = 0.05
+    """Alarm budget per device and day of normal operation: sets every threshold's tail probability."""
+    band_p: float = 0.01
+    """Tail probability of the expected band (where an alarm clears)."""
+    calibration_halflife_s: float = 60 * DAY_S
+    """Half-life of the score histograms that thresholds are calibrated on."""
+    tail_q: float = 0.1
+    """Largest share of the history that the tail fit starts from (less when history is long)."""
+    gamma_max: float = 0.9
+    """Upper bound of the fitted tail shape (heavier tails are treated as this heavy)."""
+    min_calibration: float = 200.0
+    """Readings of normal history a score needs before it may raise an alarm."""
+    off_readings: int = 3
+    """Consecutive readings inside the band before an alarm clears (off-delay)."""
+    accept_after_s: float = 3 * 3600.0
+    """A condition standing longer than this is learnt as the new normal (the alarm then clears
+    once the adapted model sees the signal inside its band)."""
+    recent_peak_s: float = 3600.0
+    """Half-life of the recent-peak guard: a new alarm needs more than what was just seen."""
+    recent_peak_readings: float = 20.0
+    """...and at least this many readings of half-life (slow devices)."""
+    alarm_learn_weight: float = 0.02
+    """Weight with which readings in alarm still enter the score histograms."""
+    huber_clip: float = 3.0
+    """Residuals beyond this many scales move levels and scales only this far."""
+    scale_floor: float = 1e-3
+    """Residual scale floor, as a share of the metric's mean absolute deviation (resolution guard)."""
+
+    def as_array(self) -> np.ndarray:
+        """The values in declaration order, as the compiled kernel reads them."""
+        return np.array([float(getattr(self, f.name)) for f in fields(self)], dtype=np.float64)
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+PARAM_NAMES = tuple(f.name for f in fields(DetectorParams))

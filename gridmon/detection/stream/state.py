@@ -1,0 +1,204 @@
+"""A device's detector state: everything the streaming detector carries from one reading to the next.
+
+The scan stores it between runs (`to_bytes` / `from_bytes`: a few kilobytes compressed), so a
+scan reads only new readings and a worker that dies mid-scan loses nothing: the next one resumes from the last committed
+state. The layout is a handful of numpy arrays indexed by the constants below; the compiled
+kernel (`kernel.py`) reads and writes them in place.
+
+Per device: `dev` (cadence, clock, device-level alarms). Per metric (`met`), per metric and
+expectation model (`fam`: 0 = recent level, 1 = seasonal), per score (`cal` + `hist`), and the
+seasonal ring of the last days' time-of-day means (`ring`). The device shift-energy score and
+the forest score have a histogram and calibration row each (`dhist`/`dcal`, `fhist`/`fcal`).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridmon.detection.stream.calib import NB
+
+STATE_VERSION = 1
+
+# dev[]
+D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
+D_ALARM, D_BELOW, D_OPEN, D_REC = 7, 8, 9, 10
+F_ALARM, F_BELOW, F_OPEN, F_REC = 11, 12, 13, 14
+# episode bookkeeping written by the Python side (open alert of the device)
+E_START, E_PEAK, E_PEAK_TS, E_LAST = 15, 16, 17, 18
+N_DEV = 19
+
+# met[j]
+M_NJ, M_NU, M_L0, M_L1, M_RUN, M_PREV, M_ALARM, M_BELOW, M_OPEN = 0, 1, 2, 3, 4, 5, 6, 7, 8
+M_AAB0, M_AAB1, M_NAB, M_SLOT_SUM, M_SLOT_CNT, M_SEL, M_SEEN = 9, 10, 11, 12, 13, 14, 15
+N_MET = 16
+
+# fam[j, f]
+F_SCALE, F_COUNT, F_EWZ, F_EA, F_EWL, F_EWC = 0, 1, 2, 3, 4, 5
+N_FAM = 6
+
+# scores
+S_POINT, S_SHIFT, S_SPREAD, S_FLAT, S_LONG = 0, 1, 2, 3, 4
+N_SCORES = 5
+SCORE_NAMES = ("point", "shift", "spread", "flat", "long_shift")
+
+# cal[..., c]
+C_TOTAL, C_COUNT, C_THR, C_BAND, C_SINCE, C_REC = 0, 1, 2, 3, 4, 5
+N_CAL = 6
+
+FAMILIES = 2
+SEASON_SLOTS = 96  # 15-minute time-of-day slots
+RING_DAYS = 4  # the last three days and today
+
+
+@dataclass
+class DeviceState:
+    """The arrays of one device, for the metrics in `metrics` (in that order)."""
+
+    metrics: tuple[str, ...]
+    dev: np.ndarray
+    met: np.ndarray
+    fam: np.ndarray
+    hist: np.ndarray
+    cal: np.ndarray
+    ring: np.ndarray
+    dhist: np.ndarray
+    dcal: np.ndarray
+    fhist: np.ndarray
+    fcal: np.ndarray
+
+    @classmethod
+    def new(cls, metrics: tuple[str, ...] | list[str]) -> DeviceState:
+        names = tuple(metrics)
+        k = len(names)
+        dev = np.zeros(N_DEV)
+        dev[D_VERSION] = STATE_VERSION
+        dev[D_WEIGHT] = 1.0
+        dev[D_DAY] = -1.0
+        dev[D_SLOT] = -1.0
+        dev[[E_START, E_PEAK_TS, E_LAST]] = np.nan
+        met = np.zeros((k, N_MET))
+        met[:, M_PREV] = np.nan
+        fam = np.zeros((k, FAMILIES, N_FAM))
+        fam[:, :, F_EA] = 1.0
+        return cls(
+            metrics=names,
+            dev=dev,
+            met=met,
+            fam=fam,
+            hist=np.zeros((k, FAMILIES, N_SCORES, NB), dtype=np.float32),
+            cal=np.zeros((k, FAMILIES, N_SCORES, N_CAL)),
+            ring=np.full((k, RING_DAYS, SEASON_SLOTS), np.nan, dtype=np.float32),
+            dhist=np.zeros(NB, dtype=np.float32),
+            dcal=np.zeros(N_CAL),
+            fhist=np.zeros(NB, dtype=np.float32),
+            fcal=np.zeros(N_CAL),
+        )
+
+    def with_metrics(self, metrics: tuple[str, ...] | list[str]) -> DeviceState:
+        """This state extended by metrics it has not seen yet (fresh rows for them); existing
+        metrics keep their state. Metrics are never dropped: a metric missing from a batch is
+        simply not updated."""
+        extra = [m for m in metrics if m not in self.metrics]
+        if not extra:
+            return self
+        fresh = DeviceState.new(extra)
+        return DeviceState(
+            metrics=self.metrics + tuple(extra),
+            dev=self.dev,
+            met=np.concatenate([self.met, fresh.met]),
+            fam=np.concatenate([self.fam, fresh.fam]),
+            hist=np.concatenate([self.hist, fresh.hist]),
+            cal=np.concatenate([self.cal, fresh.cal]),
+            ring=np.concatenate([self.ring, fresh.ring]),
+            dhist=self.dhist,
+            dcal=self.dcal,
+            fhist=self.fhist,
+            fcal=self.fcal,
+        )
+
+    def copy(self) -> DeviceState:
+        return DeviceState(
+            self.metrics,
+            *(np.array(a, copy=True) for a in self._arrays()),
+        )
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.dev,
+            self.met,
+            self.fam,
+            self.hist,
+            self.cal,
+            self.ring,
+            self.dhist,
+            self.dcal,
+            self.fhist,
+            self.fcal,
+        )
+
+    def reset_forest(self) -> None:
+        """Forget the forest score's calibration and alarm (a new forest version is in use)."""
+        self.fhist[:] = 0.0
+        self.fcal[:] = 0.0
+        self.dev[[F_ALARM, F_BELOW, F_OPEN, F_REC]] = 0.0
+
+    @property
+    def readings(self) -> int:
+        return int(self.dev[D_N])
+
+    @property
+    def last_ts(self) -> float | None:
+        return float(self.dev[D_LAST_TS]) if self.dev[D_N] > 0 else None
+
+    def to_bytes(self) -> bytes:
+        """Compact serialisation: a small header (magic, version, metric names) and the raw
+        arrays in a fixed order, zlib-compressed (most of a young state is zeros)."""
+        names = json.dumps(list(self.metrics)).encode()
+        head = _MAGIC + struct.pack("<HI", STATE_VERSION, len(names)) + names
+        body = b"".join(np.ascontiguousarray(a).tobytes() for a in self._arrays())
+        return zlib.compress(head + body, 1)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> DeviceState | None:
+        """The state in `blob`, or None when it was written by another state version."""
+        raw = bytearray(zlib.decompress(blob))
+        if raw[:4] != _MAGIC:
+            return None
+        version, size = struct.unpack_from("<HI", raw, 4)
+        if version != STATE_VERSION:
+            return None
+        at = 10 + size
+        metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
+        arrays: list[np.ndarray] = []
+        for dtype, shape in _layout(len(metrics)):
+            count = int(np.prod(shape))
+            arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=at).reshape(shape))
+            at += count * np.dtype(dtype).itemsize
+        if at != len(raw):
+            return None
+        return cls(metrics, *arrays)
+
+
+_MAGIC = b"GMS1"
+
+
+def _layout(k: int) -> list[tuple[type, tuple[int, ...]]]:
+    """(dtype, shape) of each array of a k-metric state, in serialisation order."""
+    f32, f64 = np.float32, np.float64
+    return [
+        (f64, (N_DEV,)),
+        (f64, (k, N_MET)),
+        (f64, (k, FAMILIES, N_FAM)),
+        (f32, (k, FAMILIES, N_SCORES, NB)),
+        (f64, (k, FAMILIES, N_SCORES, N_CAL)),
+        (f32, (k, RING_DAYS, SEASON_SLOTS)),
+        (f32, (NB,)),
+        (f64, (N_CAL,)),
+        (f32, (NB,)),
+        (f64, (N_CAL,)),
+    ]

@@ -1,0 +1,32 @@
+"""Devices to shards: a stable hash of the device id into 4,096 buckets, shards as bucket ranges.
+
+The same hash exists in SQL (`gridmon_bucket(device_id)`, migration 0006), so a shard's scan
+selects its own readings through an index on (bucket, ingested_at). Shard `s` of `n` owns the
+buckets [s·4096 // n, (s+1)·4096 // n): any shard count from 1 to 4,096 works, and changing
+it regroups whole buckets (see `gridmon scan reshard`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+BUCKETS = 4096
+
+
+def bucket_of(device_id: str) -> int:
+    """The bucket of a device id (low 12 bits of the first 32 bits of its md5)."""
+    return int(hashlib.md5(device_id.encode(), usedforsecurity=False).hexdigest()[:8], 16) & (BUCKETS - 1)
+
+
+def bucket_range(shard: int, shards: int) -> tuple[int, int]:
+    """[low, high) of the buckets shard `shard` of `shards` owns."""
+    if not 1 <= shards <= BUCKETS or not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} of {shards}: need 1 <= shards <= {BUCKETS} and 0 <= shard < shards")
+    return shard * BUCKETS // shards, (shard + 1) * BUCKETS // shards
+
+
+def shard_of(device_id: str, shards: int) -> int:
+    """The shard that scans `device_id` when there are `shards` shards."""
+    bucket = bucket_of(device_id)
+    # The inverse of bucket_range: the largest s with s * BUCKETS // shards <= bucket.
+    return ((bucket + 1) * shards - 1) // BUCKETS

@@ -1,0 +1,146 @@
+"""The streaming detector on generated series with known answers (no database needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from gridmon.detection.stream.episodes import alarm_runs, severity_for
+from gridmon.detection.stream.forest import flatten, train_flat_forest
+from gridmon.detection.stream.kernel import _forest_score
+from gridmon.detection.stream.run import run_device
+from gridmon.detection.stream.state import DeviceState
+
+DAY = 86400.0
+T0 = 1_767_225_600.0  # a midnight UTC
+
+
+def _noise(n: int, k: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, 1.0, (n, k))
+
+
+def _onsets(flag: np.ndarray) -> int:
+    return int(np.sum(flag & ~np.concatenate(([False], flag[:-1]))))
+
+
+def test_gaussian_noise_stays_within_the_alarm_budget() -> None:
+    # Three metrics every 10 s for 6 days: the budget is 0.05 alarms per device-day.
+    n = int(6 * DAY / 10)
+    ts = T0 + np.arange(n) * 10.0
+    x = 230.0 + 2.0 * _noise(n, 3, 1)
+    out = run_device(DeviceState.new(["a", "b", "c"]), ts, x)
+    assert _onsets(out.flag) <= 2
+    assert out.flag.mean() < 0.001
+
+
+def test_daily_cycle_is_expected_not_an_alarm() -> None:
+    # Hourly readings, a strong evening peak every day, 40 days.
+    hours = np.arange(40 * 24)
+    ts = T0 + hours * 3600.0
+    cycle = 10.0 * np.exp(-(((hours % 24) - 19) ** 2) / 4.0)
+    x = (50.0 + cycle + 0.5 * _noise(len(hours), 1, 2)[:, 0])[:, None]
+    out = run_device(DeviceState.new(["load"]), ts, x)
+    assert _onsets(out.flag[14 * 24 :]) == 0
+
+
+def test_step_opens_an_alarm_that_lasts_while_the_step_does() -> None:
+    n = 6000
+    ts = T0 + np.arange(n) * 2.0
+    x = 35.0 + 1.5 * _noise(n, 1, 3)
+    x[4000:4300, 0] += 15.0  # ten sigma for ten minutes
+    out = run_device(DeviceState.new(["temperature"]), ts, x)
+    assert not out.flag[3000:4000].any()
+    assert out.flag[4000:4003].any()
+    assert out.flag[4010:4300].all()
+    assert not out.flag[4400:].any()
+    runs = alarm_runs(ts, x, ("temperature",), out, was_open=False)
+    assert len(runs) == 1 and runs[0].closed and runs[0].metrics == ("temperature",)
+    assert runs[0].expected is not None and abs(runs[0].expected - 35.0) < 1.0
+
+
+def test_stuck_sensor_stays_in_alarm_while_it_is_stuck() -> None:
+    n = 6000
+    ts = T0 + np.arange(n) * 2.0
+    x = np.round(230.0 + 2.0 * _noise(n, 1, 4), 3)
+    x[4000:4200, 0] = x[3999, 0]  # 200 identical readings (6 min 40 s)
+    out = run_device(DeviceState.new(["voltage"]), ts, x)
+    assert out.flag[4020:4200].all()
+    assert not out.flag[4300:].any()
+
+
+def test_single_spike_alarms_and_clears() -> None:
+    n = 5000
+    ts = T0 + np.arange(n) * 2.0
+    x = 4.0 + 0.5 * _noise(n, 1, 5)
+    x[4000, 0] += 12.0
+    out = run_device(DeviceState.new(["current"]), ts, x)
+    assert out.flag[4000]
+    assert not out.flag[4100:].any()
+
+
+def test_scoring_row_by_row_equals_one_call() -> None:
+    n = 3000
+    ts = T0 + np.arange(n) * 60.0
+    x = 10.0 + np.sin(np.arange(n) * 2 * np.pi * 60 / DAY)[:, None] + 0.2 * _noise(n, 2, 6)
+    x[2000:2100, 1] += 3.0
+    x[2500:2600, 0] = x[2499, 0]
+    whole = run_device(DeviceState.new(["a", "b"]), ts, x).flag
+    state = DeviceState.new(["a", "b"])
+    parts = np.concatenate([run_device(state, ts[i : i + 1], x[i : i + 1]).flag for i in range(n)])
+    np.testing.assert_array_equal(whole, parts)
+
+
+def test_state_survives_serialisation_mid_series() -> None:
+    n = 4000
+    ts = T0 + np.arange(n) * 5.0
+    x = 1.0 + 0.1 * _noise(n, 2, 7)
+    x[3000:3050, 0] += 2.0
+    whole = run_device(DeviceState.new(["a", "b"]), ts, x).flag
+    state = DeviceState.new(["a", "b"])
+    first = run_device(state, ts[:2000], x[:2000]).flag
+    restored = DeviceState.from_bytes(state.to_bytes())
+    assert restored is not None
+    second = run_device(restored, ts[2000:], x[2000:]).flag
+    np.testing.assert_array_equal(whole, np.concatenate([first, second]))
+
+
+def test_new_metric_extends_the_state_and_missing_values_are_skipped() -> None:
+    state = DeviceState.new(["voltage"])
+    ts = T0 + np.arange(100) * 2.0
+    run_device(state, ts, 230.0 + _noise(100, 1, 8))
+    state = state.with_metrics(["voltage", "frequency"])
+    assert state.metrics == ("voltage", "frequency")
+    x = np.column_stack([230.0 + _noise(100, 1, 9)[:, 0], np.full(100, np.nan)])
+    out = run_device(state, ts + 200.0, x)
+    assert not out.flag.any()
+    assert np.isnan(out.expected[:, 1]).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_short_input_is_safe(n: int) -> None:
+    out = run_device(DeviceState.new(["a"]), T0 + np.arange(n), np.ones((n, 1)))
+    assert out.flag.shape == (n,)
+
+
+def test_severity_grows_with_ratio_and_duration() -> None:
+    assert severity_for(1.2, 10) == "low"
+    assert severity_for(5.0, 10) == "high"
+    assert severity_for(1.2, 3600) == "medium"
+    assert severity_for(9.0, 7 * 3600) == "critical"
+
+
+def test_flattened_forest_scores_like_scikit_learn() -> None:
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(600, 6)).astype(np.float32)
+    model = IsolationForest(n_estimators=30, max_samples=256, random_state=0).fit(x)
+    flat = flatten(model)
+    probe = rng.normal(scale=2.0, size=(50, 6))
+    ours = np.array(
+        [
+            _forest_score(row, flat.feature, flat.threshold, flat.left, flat.right, flat.weight, flat.roots, flat.norm)
+            for row in probe
+        ]
+    )
+    np.testing.assert_allclose(ours, -model.score_samples(probe.astype(np.float32)), rtol=1e-9)
+    assert train_flat_forest(x).n_features == 6
