@@ -135,3 +135,32 @@ def test_band_route_draws_the_detectors_expectation(db, redis_client):
     temperature = by_metric["temperature"]
     assert all(lo < 35.0 < hi for lo, hi in zip(temperature["low"], temperature["high"], strict=True))
     assert by_metric["voltage"]["expected"][0] == pytest.approx(230.0, abs=0.5)
+
+
+def test_resharding_scores_every_reading_exactly_once(db, redis_client, monkeypatch):
+    from gridmon.jobs.scan import reshard
+
+    settings = get_settings()
+    monkeypatch.setattr(settings, "scan_shards", 3)
+    t0 = base_time()
+    first = [r for k in range(20) for r in fault_rows(f"dev-{k}", t0, seed=k)[:10]]
+    store(first)
+    run_scan(shard=1, drain=False)  # one shard ahead of the others
+    second = [r for k in range(20) for r in fault_rows(f"dev-{k}", t0, seed=k)[10:20]]
+    store(second)
+    report = reshard(5)
+    assert report.old == [3] and report.new == 5
+    monkeypatch.setattr(settings, "scan_shards", 5)
+    run_scan(drain=False)
+    # Every reading once: the detector states saw each device's 20 readings, no more.
+    assert db.execute("SELECT sum(readings), count(*) FROM detector_state").fetchone() == (400, 20)
+    names = sorted(r[0] for r in db.execute("SELECT name FROM scan_state WHERE name LIKE 'readings/%'"))
+    assert names == [f"readings/{s}of5" for s in range(5)]
+
+
+def test_a_worker_with_another_shard_count_refuses_to_scan(db, redis_client, monkeypatch):
+    settings = get_settings()
+    monkeypatch.setattr(settings, "scan_shards", 2)
+    run_scan(drain=False)
+    monkeypatch.setattr(settings, "scan_shards", 4)
+    assert run_scan(drain=False).status == "misconfigured"

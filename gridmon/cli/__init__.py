@@ -17,9 +17,9 @@ def cli(log_level: str | None) -> None:
 
 
 def _register() -> None:
-    from gridmon.cli import bench, core, evaluate, serve, simulate
+    from gridmon.cli import bench, core, evaluate, scan, serve, simulate
 
-    for module in (core, simulate, evaluate, bench, serve):
+    for module in (core, simulate, evaluate, bench, serve, scan):
         module.register(cli)
 
 

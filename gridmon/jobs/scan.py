@@ -175,12 +175,25 @@ def _scan_step(
     return len(frame)
 
 
+class ShardMismatch(RuntimeError):
+    """`scan_shards` does not match the shard rows in `scan_state` (see `reshard`)."""
+
+
 def _scan_shard(shard: int, shards: int, report: ScanReport) -> None:
     settings = get_settings()
     name = shard_name(shard, shards)
     buckets = bucket_range(shard, shards)
     while True:
         with db.connection() as conn:
+            if scan_state.watermark_of(conn, name) is None:
+                # A new shard row is only right when no other shard layout exists: a worker
+                # started with another GRIDMON_SCAN_SHARDS would score readings twice.
+                counts = scan_state.shard_counts(conn, LEGACY_SCAN) - {shards}
+                if counts:
+                    raise ShardMismatch(
+                        f"GRIDMON_SCAN_SHARDS is {shards} but the scan state has {sorted(counts)} shards: "
+                        f"set GRIDMON_SCAN_SHARDS={max(counts)} or run `gridmon scan reshard --shards {shards}`"
+                    )
             seed = scan_state.watermark_of(conn, LEGACY_SCAN)
             lower = scan_state.lock_watermark(conn, name, settings.scan_initial_lookback_s, start=seed)
             if lower is None:
@@ -228,7 +241,12 @@ def run_scan(*, shard: int | None = None, now: float | None = None, drain: bool 
     todo = range(shards) if shard is None else [shard]
     for s in todo:
         report.shards.append(s)
-        _scan_shard(s, shards, report)
+        try:
+            _scan_shard(s, shards, report)
+        except ShardMismatch as exc:
+            log.error("%s", exc)
+            report.status = "misconfigured"
+            return report
     if report.busy and len(report.busy) == len(todo):
         report.status = "busy"
     if shard is None or shard == 0:
@@ -245,3 +263,57 @@ def run_scan(*, shard: int | None = None, now: float | None = None, drain: bool 
         report.published,
     )
     return report
+
+
+@dataclass
+class ReshardReport:
+    """What `reshard` did."""
+
+    old: list[int]
+    new: int
+    watermark: str
+    drained_readings: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reshard(new_shards: int) -> ReshardReport:
+    """Change the number of shards without scoring a reading twice or skipping one.
+
+    In one transaction: lock every shard row (running scans finish their step first; new ones
+    find the rows locked and skip), score each old shard from its watermark up to one common
+    safe bound, then replace the rows by `new_shards` rows at that bound. Device states are
+    per device, so they carry over. Afterwards set GRIDMON_SCAN_SHARDS to the new count for
+    every worker and beat (a worker with the old count refuses to create rows: ShardMismatch).
+    """
+    bucket_range(0, new_shards)  # validates the count
+    settings = get_settings()
+    report = ScanReport()
+    with db.connection() as conn:
+        # Shards of the current layout that never ran start where a first scan would have.
+        seed = scan_state.watermark_of(conn, LEGACY_SCAN)
+        for count in scan_state.shard_counts(conn, LEGACY_SCAN) or {settings.scan_shards}:
+            for shard in range(count):
+                scan_state.ensure_row(conn, shard_name(shard, count), settings.scan_initial_lookback_s, start=seed)
+        rows = scan_state.lock_all(conn, LEGACY_SCAN)
+        bound = safe_upper_bound(conn, settings.scan_safety_lag_s)
+        old_counts = sorted(scan_state.shard_counts(conn, LEGACY_SCAN))
+        if any(w > bound for _, w in rows):
+            # A write transaction older than a shard's watermark is still open: the common
+            # bound would fall behind that shard. Rare and short-lived; do not guess.
+            raise RuntimeError("a database transaction older than the scan watermarks is open; try again shortly")
+        report.model_id, forests = _active_model.get(conn)
+        for name, watermark in rows:
+            shard, shards = (int(x) for x in name.split("/", 1)[1].split("of"))
+            lower = watermark
+            while lower < bound:
+                upper = _step_upper(conn, lower, bound, settings.scan_max_rows, bucket_range(shard, shards))
+                frame = frames.shard_ingested_between(conn, lower, upper, bucket_range(shard, shards))
+                if not frame.empty:
+                    score_frame(conn, frame, report, forests)
+                report.readings += len(frame)
+                lower = upper
+        scan_state.replace_rows(conn, LEGACY_SCAN, [shard_name(s, new_shards) for s in range(new_shards)], bound)
+    log.info("resharded %s -> %d at %s after scoring %d readings", old_counts, new_shards, bound, report.readings)
+    return ReshardReport(old=old_counts, new=new_shards, watermark=bound.isoformat(), drained_readings=report.readings)

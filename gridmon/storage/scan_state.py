@@ -23,16 +23,21 @@ SELECT clock_timestamp() - make_interval(secs => %(lag)s),
 """
 
 
-def lock_watermark(
-    conn: psycopg.Connection, name: str, lookback_s: float, *, start: datetime | None = None
-) -> datetime | None:
-    """The watermark, with the scan's row locked for this transaction; None if another scan holds it.
-    A scan seen for the first time starts at `start`, or `lookback_s` before now."""
+def ensure_row(conn: psycopg.Connection, name: str, lookback_s: float, *, start: datetime | None = None) -> None:
+    """Create a scan's row (at `start`, or `lookback_s` before now) unless it exists."""
     conn.execute(
         "INSERT INTO scan_state (name, watermark) VALUES (%s, coalesce(%s, now() - make_interval(secs => %s))) "
         "ON CONFLICT (name) DO NOTHING",
         (name, start, lookback_s),
     )
+
+
+def lock_watermark(
+    conn: psycopg.Connection, name: str, lookback_s: float, *, start: datetime | None = None
+) -> datetime | None:
+    """The watermark, with the scan's row locked for this transaction; None if another scan holds it.
+    A scan seen for the first time starts at `start`, or `lookback_s` before now."""
+    ensure_row(conn, name, lookback_s, start=start)
     row = conn.execute("SELECT watermark FROM scan_state WHERE name = %s FOR UPDATE SKIP LOCKED", (name,)).fetchone()
     return row[0] if row else None
 
@@ -67,3 +72,28 @@ def list_watermarks(conn: psycopg.Connection, prefix: str) -> list[tuple[str, da
         "SELECT name, watermark, readings FROM scan_state WHERE name LIKE %s ORDER BY name", (prefix + "%",)
     ).fetchall()
     return [(str(n), w, int(r)) for n, w, r in rows]
+
+
+def shard_counts(conn: psycopg.Connection, prefix: str) -> set[int]:
+    """The shard counts N of the `<prefix>/<shard>of<N>` rows that exist."""
+    rows = conn.execute(
+        "SELECT DISTINCT split_part(name, 'of', 2)::int FROM scan_state WHERE name ~ %s",
+        (f"^{prefix}/[0-9]+of[0-9]+$",),
+    ).fetchall()
+    return {int(n) for (n,) in rows}
+
+
+def lock_all(conn: psycopg.Connection, prefix: str) -> list[tuple[str, datetime]]:
+    """Lock every `<prefix>/…` row (waiting for running scans) and return (name, watermark)."""
+    rows = conn.execute(
+        "SELECT name, watermark FROM scan_state WHERE name LIKE %s ORDER BY name FOR UPDATE", (prefix + "/%",)
+    ).fetchall()
+    return [(str(n), w) for n, w in rows]
+
+
+def replace_rows(conn: psycopg.Connection, prefix: str, names: list[str], watermark: datetime) -> None:
+    """Delete every `<prefix>/…` row and insert `names` at `watermark` (caller's transaction)."""
+    conn.execute("DELETE FROM scan_state WHERE name LIKE %s", (prefix + "/%",))
+    conn.execute(
+        "INSERT INTO scan_state (name, watermark) SELECT n, %s FROM unnest(%s::text[]) AS n", (watermark, names)
+    )
