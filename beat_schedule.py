@@ -24,7 +24,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"expires": settings.heartbeat_interval_s},
         },
         "maintenance-predict": {
-            "task": "workers.maintenance.predict",
+            "task": "workers.maintenance.predict_all",
             "schedule": settings.predict_interval_s,
             "options": {"expires": settings.predict_interval_s},
         },

@@ -87,8 +87,10 @@ def test_task_is_registered_on_the_maintenance_queue_with_explicit_options():
     route = app.amqp.router.route({}, "workers.maintenance.predict")
     assert route["queue"].name == "maintenance"
     entry = build_schedule(get_settings())["maintenance-predict"]
-    assert entry["task"] == "workers.maintenance.predict"
+    assert entry["task"] == "workers.maintenance.predict_all"  # one predict_shard per scan shard
     assert entry["schedule"] == 900.0 and entry["options"]["expires"] <= entry["schedule"]
+    for name in ("workers.maintenance.predict_all", "workers.maintenance.predict_shard"):
+        assert app.amqp.router.route({}, name)["queue"].name == "maintenance"
 
 
 # --- the SQL path equals the pandas path ---------------------------------------------------
@@ -238,3 +240,16 @@ def test_recent_anomaly_episodes_come_from_the_alerts_table(db, redis_client):
     assert p is not None
     assert p.inputs["episodes"]["count"] == 1 and p.inputs["episodes"]["max_severity"] == "high"
     assert any(f["factor"] == "anomaly_episodes" for f in p.risk_factors)
+
+
+def test_shards_split_the_fleet_between_prediction_runs(db):
+    from gridmon.domain.shards import shard_of
+    from gridmon.jobs.predict import run_predictions
+
+    end = 1_767_225_600.0 + 3 * DAY_S
+    for k in range(6):
+        insert(db, readings(f"shard-{k}", end=end, days=1, level_now=50.0, slope=0.0, seed=k, interval_s=300.0))
+    now = datetime.fromtimestamp(end, UTC)
+    counts = [run_predictions(now=now, shard=(s, 3)).devices for s in range(3)]
+    assert sum(counts) == 6
+    assert counts == [sum(1 for k in range(6) if shard_of(f"shard-{k}", 3) == s) for s in range(3)]

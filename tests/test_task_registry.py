@@ -17,6 +17,8 @@ EXPECTED_TASKS = {
     "workers.scanning.publish_alerts",
     "workers.training.retrain",
     "workers.maintenance.predict",
+    "workers.maintenance.predict_all",
+    "workers.maintenance.predict_shard",
 }
 
 

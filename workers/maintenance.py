@@ -9,6 +9,8 @@ periodic run expires before the next one (beat entry), so a backlog runs once.
 
 from __future__ import annotations
 
+from celery import group
+
 from gridmon.celery import app
 from gridmon.config import get_settings
 from gridmon.jobs.predict import run_predictions
@@ -33,3 +35,28 @@ PREDICT_INTERVAL_S = get_settings().predict_interval_s
 def predict(device_id: str | None = None) -> dict[str, int | str | None]:
     """Predict for one device (`device_id`) or for every device seen within the lookback window."""
     return run_predictions(device_id).as_dict()
+
+
+@app.task(name="workers.maintenance.predict_all", acks_late=True, ignore_result=True)
+def predict_all() -> dict[str, int]:
+    """Beat's entry: one `predict_shard` per scan shard, so maintenance workers share the fleet."""
+    shards = get_settings().scan_shards
+    group(predict_shard.s(s).set(expires=PREDICT_INTERVAL_S) for s in range(shards)).apply_async()
+    return {"shards": shards}
+
+
+@app.task(
+    name="workers.maintenance.predict_shard",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=PREDICT_INTERVAL_S * 0.8,
+    time_limit=PREDICT_INTERVAL_S * 0.9,
+)
+def predict_shard(shard: int) -> dict[str, int | str | None]:
+    """Predict for the devices of one shard (of GRIDMON_SCAN_SHARDS)."""
+    return run_predictions(shard=(shard, get_settings().scan_shards)).as_dict()

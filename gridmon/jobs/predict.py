@@ -20,6 +20,7 @@ import redis
 
 from gridmon.domain.alerts import MAINTENANCE, MAINTENANCE_EVENT
 from gridmon.domain.maintenance import CurrentReading, Episode
+from gridmon.domain.shards import shard_of
 from gridmon.jobs.publish import Publisher, get_publisher
 from gridmon.maintenance.buckets import combined_variance
 from gridmon.maintenance.factors import fleet_median
@@ -96,8 +97,10 @@ def run_predictions(
     now: datetime | None = None,
     config: MaintenanceConfig | None = None,
     client: redis.Redis | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunSummary:
-    """Predict for one device or for every device seen within the lookback window."""
+    """Predict for one device, or for every device seen within the lookback window, or for those
+    of one shard (`shard` = (shard, shards): the devices `gridmon.domain.shards` puts there)."""
     config = config or MaintenanceConfig()
     computed_at = now or datetime.now(UTC)
     as_of = computed_at.timestamp()
@@ -110,12 +113,14 @@ def run_predictions(
             DeviceProfile.from_columns(*row)
             for row in devices.maintenance_profiles(conn, device_id=device_id, seen_since=start)
         ]
+        if shard is not None:
+            profiles = [p for p in profiles if shard_of(p.device_id, shard[1]) == shard[0]]
         inputs: dict[str, tuple[DeviceProfile, pd.DataFrame, CurrentReading | None]] = {}
         for profile in profiles:
             buckets = maintenance_reads.load_buckets(conn, profile, start=start, end=as_of, config=config)
             newest = maintenance_reads.load_newest_reading(conn, profile.device_id, start=start, end=as_of)
             inputs[profile.device_id] = (profile, buckets, newest)
-        if device_id is None:
+        if device_id is None and shard is None:
             # every device's buckets are at hand: the fleet reference costs no extra scan
             fleet = fleet_median(_recent_voltage_var(b, recent_start) for _, b, _ in inputs.values())
         else:
