@@ -124,19 +124,3 @@ def test_compiled_scoring_equals_scikit_learn(model) -> None:
     names, raw = build_features(ctx)
     x = align(names, raw, model.feature_names, model.fill_values)
     np.testing.assert_allclose(model.anomaly_scores(x), -model.estimator.score_samples(x), rtol=1e-12)
-
-
-def test_bench_command_prints_json_last() -> None:
-    import json
-
-    from click.testing import CliRunner
-
-    from gridmon.cli.bench import detect_cmd as bench_detect
-
-    args = ["--json", "--readings", "3000", "--devices", "5", "--history-minutes", "10"]
-    args += ["--scans", "1", "--train-readings", "3000", "--repeats", "1"]
-    result = CliRunner().invoke(bench_detect, args)
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
-    assert report["score_readings_per_s"] > 0 and report["retrain_s"] > 0
-    assert report["train_readings"] == 3000

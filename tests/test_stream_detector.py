@@ -144,3 +144,18 @@ def test_flattened_forest_scores_like_scikit_learn() -> None:
     )
     np.testing.assert_allclose(ours, -model.score_samples(probe.astype(np.float32)), rtol=1e-9)
     assert train_flat_forest(x).n_features == 6
+
+
+def test_bench_command_prints_json_last() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from gridmon.cli.bench import detect_cmd as bench_detect
+
+    args = ["--json", "--devices", "3", "--hours", "0.5", "--interval", "2", "--repeats", "1"]
+    result = CliRunner().invoke(bench_detect, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["readings"] == 3 * 900 and report["score_readings_per_s"] > 0
+    assert report["scan_equals_one_pass"] is True

@@ -22,7 +22,7 @@ import joblib
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-N_TREES = 100
+N_TREES = 32  # scored on every reading in the compiled loop: 32 trees keep it to a few µs
 MAX_SAMPLES = 256
 MIN_ROWS = 256
 _EULER_GAMMA = 0.5772156649015329

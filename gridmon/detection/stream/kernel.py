@@ -39,7 +39,7 @@ P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18
 
 DAY = 86400.0
 SLOT_S = DAY / S.SEASON_SLOTS
-RECOMPUTE_EVERY = 16.0
+RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 normal readings
 
 # Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
 TRIGGER_DEVICE = 1000

@@ -14,6 +14,7 @@ the forest score have a histogram and calibration row each (`dhist`/`dcal`, `fhi
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ class DeviceState:
         metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
         arrays: list[np.ndarray] = []
         for dtype, shape in _layout(len(metrics)):
-            count = int(np.prod(shape))
+            count = math.prod(shape)
             arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=at).reshape(shape))
             at += count * np.dtype(dtype).itemsize
         if at != len(raw):
