@@ -72,5 +72,28 @@ def detect_cmd(
     click.echo(json.dumps(report))
 
 
+@bench.command("scan")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+@click.option("--devices", default=1000, show_default=True)
+@click.option("--minutes", default=10.0, show_default=True, help="Minutes of one-per-second readings per device.")
+@click.option("--workers", default=2, show_default=True, help="Processes in the parallel run.")
+@click.option("--shards", default=16, show_default=True)
+@click.option("--database", default="gridmon_bench_scan", show_default=True, help="Database used (created, truncated).")
+def scan_cmd(as_json: bool, devices: int, minutes: float, workers: int, shards: int, database: str) -> None:
+    """Scan throughput with the database work, one process vs `--workers` processes on a backlog."""
+    from gridmon.bench.scan import run_scan_bench
+
+    url = with_database(get_settings().database_url, database)
+    report = run_scan_bench(database_url=url, devices=devices, minutes=minutes, workers=workers, shards=shards)
+    if not as_json:
+        one, many = report["one_process"], report["many_processes"]
+        click.echo(f"1 process: {one['readings_per_s']:,.0f} readings/s (scored once: {one['scored_once']})")
+        click.echo(
+            f"{workers} processes: {many['readings_per_s']:,.0f} readings/s "
+            f"(×{report['speedup']:.2f}, scored once: {many['scored_once']})"
+        )
+    click.echo(json.dumps(report))
+
+
 def register(group: click.Group) -> None:
     group.add_command(bench)
