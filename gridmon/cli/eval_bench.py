@@ -68,7 +68,8 @@ def nab_eval(data_dir: Path, labels_file: Path, as_json: bool) -> None:
         click.echo(f"{corpus['files']} files, {corpus['windows']} windows, {corpus['rows']} rows; normalized scores")
         click.echo(table(report["rows"], NAB_COLUMNS, digits=1))
         anchors = {k: v for k, v in report["anchors"].items() if k not in ("profile", "corpus")}
-        click.echo(anchors_line("anchors (standard profile, NAB's published detections on its 53 files)", anchors))
+        title = "anchors (standard profile; NAB's published detections, scored this way on NAB's 53-file corpus)"
+        click.echo(anchors_line(title, anchors))
     click.echo(json.dumps(report))
 
 

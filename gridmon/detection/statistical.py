@@ -105,12 +105,20 @@ def _moves_so_far(ctx: Context, equal: np.ndarray, pos: np.ndarray, long_pairs: 
         ended = equal[:-1] & ~(equal[1:] & ctx.same_prev[1:, None]) & ctx.same_prev[1:, None]
         final = pos[:-1] + 1
         short_add[1:] = np.where(ended & (final < long_pairs), final, 0.0)
-    groups = pd.DataFrame(np.hstack([long_add, short_add])).groupby(ctx.codes, sort=False)
-    cum = groups.cumsum().to_numpy()
-    m = equal.shape[1]
-    long_cum, short_cum = cum[:, :m], cum[:, m:]
-    pairs = np.maximum(groups.cumcount().to_numpy(dtype=np.float64), 1.0)[:, None]
+    # Rows are sorted by device: a running sum per device is the running sum minus its value
+    # just before the device's first row.
+    first = np.flatnonzero(~ctx.same_prev)
+    block = np.cumsum(~ctx.same_prev) - 1
+    long_cum = _running_per_block(long_add, first, block)
+    short_cum = _running_per_block(short_add, first, block)
+    pairs = np.maximum(np.arange(n) - first[block], 1).astype(np.float64)[:, None]
     return (short_cum / pairs <= MAX_SHORT_REPEAT_FRACTION) & (long_cum / pairs <= MAX_LONG_RUN_FRACTION)
+
+
+def _running_per_block(values: np.ndarray, first: np.ndarray, block: np.ndarray) -> np.ndarray:
+    total = np.cumsum(values, axis=0)
+    before = np.vstack([np.zeros((1, values.shape[1])), total])[first]
+    return total - before[block]
 
 
 def severity_for_z(absz: np.ndarray, z_threshold: float) -> np.ndarray:
