@@ -1,9 +1,11 @@
-"""`gridmon eval`: detection quality on the simulator's catalogue or on labelled CSV files.
+"""`gridmon eval`: detection quality on the simulator's catalogue, on CSV files, and on benchmarks.
 
-Without `--csv` it runs `gridmon.evaluation.catalogue`; with `--csv` (repeatable, globs
-allowed) `gridmon.evaluation.csv_files`. A table goes first, and the last line printed is
-always one JSON object. `gridmon eval maintenance`
-scores failure-time prediction.
+Without `--csv` it runs `gridmon.evaluation.catalogue`; with `--csv` (repeatable, globs allowed)
+`gridmon.evaluation.csv_files` on labelled files, or `gridmon.evaluation.alarm_rate` with
+`--no-label`. Sub-commands: `nab`, `skab` (`gridmon.cli.eval_bench`) and `maintenance`
+(`gridmon.cli.eval_maintenance`). Every command prints a table unless `--json`, and its last
+line is always one JSON object; every table carries the null and flag-everything rows. Alarms
+are grouped with the production episode gap (`GRIDMON_EPISODE_GAP_S`).
 """
 
 from __future__ import annotations
@@ -16,28 +18,25 @@ from typing import Any
 
 import click
 
-_COLUMNS = ("precision", "recall", "f1", "median_delay_s", "false_alerts_per_device_day", "events", "episodes")
+from gridmon.cli.eval_format import table
+from gridmon.config import get_settings
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
-def _table(rows: dict[str, dict[str, Any]]) -> str:
-    header = f"{'':16}" + "".join(f"{c[:14]:>15}" for c in _COLUMNS)
-    lines = [header]
-    for name, row in rows.items():
-        lines.append(f"{name:16}" + "".join(f"{_fmt(row.get(c)):>15}" for c in _COLUMNS))
-    return "\n".join(lines)
-
-
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("precision", "recall", "f1", "false_alerts_per_device_day", "median_delay_s")
-    return {k: row.get(k) for k in keys} | {k: v for k, v in row.items() if k not in keys}
+CATALOGUE_COLUMNS = (
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("f1", "F1"),
+    ("false_alerts_per_device_day", "false/dev-day"),
+    ("alarm_time_precision", "alarm-time prec"),
+    ("median_delay_s", "delay s"),
+    ("alarms", "alarms"),
+    ("events", "events"),
+)
+RATE_COLUMNS = (
+    ("onsets_per_device_day", "onsets/dev-day"),
+    ("time_in_alarm_pct", "% in alarm"),
+    ("onsets", "onsets"),
+    ("device_days", "device-days"),
+)
 
 
 def _expand(patterns: tuple[str, ...]) -> list[Path]:
@@ -50,112 +49,98 @@ def _expand(patterns: tuple[str, ...]) -> list[Path]:
     return paths
 
 
+def _csv(options: dict[str, Any], as_json: bool) -> None:
+    from gridmon.evaluation.alarm_rate import evaluate_alarm_rate
+    from gridmon.evaluation.csv_files import CsvSetup, evaluate_csv, parse_mapping
+
+    if not options["mapping"]:
+        raise click.UsageError("--csv needs --map")
+    no_label = options["no_label"]
+    try:
+        setup = CsvSetup(
+            time_col=options["time_col"],
+            mapping=parse_mapping(options["mapping"]),
+            label_col=None if no_label else options["label_col"],
+            sep=options["sep"],
+            train_rows=options["train_rows"],
+            safety=not options["no_safety"],
+            tolerance_s=options["tolerance"],
+            episode_gap_s=get_settings().episode_gap_s,
+            out=options["out"],
+        )
+        paths = _expand(options["csv_files"])
+        report = evaluate_alarm_rate(paths, setup) if no_label else evaluate_csv(paths, setup)
+    except (ValueError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if not as_json:
+        if no_label:
+            click.echo(table(report["rows"], RATE_COLUMNS))
+            click.echo(f"ISA-18.2 context: at most {report['isa_18_2_onsets_per_device_day']} onsets per device-day")
+        else:
+            point = {name: row["pointwise"] for name, row in report["rows"].items()}
+            click.echo(table(point, (("f1", "point F1"), ("far", "FAR"), ("mar", "MAR"))))
+            events = {name: row["events"] for name, row in report["rows"].items()}
+            click.echo(table(events, tuple(c for c in CATALOGUE_COLUMNS if c[0] != "median_delay_s")))
+    click.echo(json.dumps(report))
+
+
 @click.group(name="eval", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--devices", default=10, show_default=True, help="Devices with faults.")
 @click.option("--fault-free", default=5, show_default=True, help="Extra devices without faults.")
-@click.option("--hours", default=24.0, show_default=True, help="Simulated duration.")
+@click.option("--hours", default=24.0, show_default=True, help="Scored duration (after the history).")
+@click.option("--history-days", default=3.0, show_default=True, help="Fault-free days before it (training).")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between readings.")
-@click.option("--faults-per-day", default=4.0, show_default=True, help="Faults per faulty device and day.")
+@click.option("--faults-per-day", default=4.0, show_default=True, help="Faults per faulty device and scored day.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--tolerance", default=30.0, show_default=True, help="Seconds around a truth window that still match.")
-@click.option("--max-gap", default=60.0, show_default=True, help="Seconds of quiet that close an episode.")
 @click.option("--no-per-kind", is_flag=True, help="Skip the per-kind runs (faster).")
-@click.option("--csv", "csv_files", multiple=True, help="Labelled CSV file or glob (repeatable).")
+@click.option("--csv", "csv_files", multiple=True, help="CSV file or glob, one device each (repeatable).")
 @click.option("--time-col", default="timestamp", show_default=True)
 @click.option("--map", "mapping", default=None, help="voltage=COL,current=COL,temperature=COL[,name=COL…]")
 @click.option("--label-col", default="label", show_default=True)
+@click.option("--no-label", is_flag=True, help="Unlabelled files: report the alarm rate only.")
 @click.option("--sep", default=",", show_default=True)
 @click.option("--train-rows", default=400, show_default=True, help="Leading rows per file used for training.")
 @click.option("--no-safety", is_flag=True, help="Skip the grid safety limits (for non-grid equipment).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write timestamp,score,flag per row.")
 @click.pass_context
-def eval_group(
-    ctx: click.Context,
-    as_json: bool,
-    devices: int,
-    fault_free: int,
-    hours: float,
-    interval: float,
-    faults_per_day: float,
-    seed: int,
-    tolerance: float,
-    max_gap: float,
-    no_per_kind: bool,
-    csv_files: tuple[str, ...],
-    time_col: str,
-    mapping: str | None,
-    label_col: str,
-    sep: str,
-    train_rows: int,
-    no_safety: bool,
-    out: Path | None,
-) -> None:
-    """Score detection: the simulator's fault catalogue, or labelled CSV files (--csv)."""
+def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
+    """Score detection: the simulator's fault catalogue, or CSV files (--csv)."""
     if ctx.invoked_subcommand is not None:
         return
-    if csv_files:
-        if not mapping:
-            raise click.UsageError("--csv needs --map")
-        from gridmon.evaluation.csv_files import CsvSetup, evaluate_csv, parse_mapping
-
-        try:
-            setup = CsvSetup(
-                time_col=time_col,
-                mapping=parse_mapping(mapping),
-                label_col=label_col,
-                sep=sep,
-                train_rows=train_rows,
-                safety=not no_safety,
-                tolerance_s=tolerance,
-                max_gap_s=max_gap,
-                out=out,
-            )
-            report = evaluate_csv(_expand(csv_files), setup)
-        except (ValueError, OSError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        if not as_json:
-            for row in report["files"]:
-                click.echo(f"{row['file']}: f1 {row['f1']:.3f} far {row['far']:.3f} mar {row['mar']:.3f}")
-            p, e = report["pointwise"], report["events"]
-            click.echo(f"point-wise (summed): f1 {p['f1']:.3f} far {p['far']:.3f} mar {p['mar']:.3f}")
-            click.echo(f"events: precision {e['precision']:.3f} recall {e['recall']:.3f} f1 {e['f1']:.3f}")
-        click.echo(json.dumps({"pointwise": report["pointwise"], "events": report["events"]}))
+    if options["csv_files"]:
+        _csv(options, as_json)
         return
 
     from gridmon.evaluation.catalogue import CatalogueSetup, evaluate_catalogue
 
     report = evaluate_catalogue(
         CatalogueSetup(
-            devices=devices,
-            fault_free_devices=fault_free,
-            duration_s=hours * 3600.0,
-            interval_s=interval,
-            seed=seed,
-            faults_per_device_day=faults_per_day,
-            tolerance_s=tolerance,
-            max_gap_s=max_gap,
-            per_kind=not no_per_kind,
+            devices=options["devices"],
+            fault_free_devices=options["fault_free"],
+            duration_s=options["hours"] * 3600.0,
+            history_days=options["history_days"],
+            interval_s=options["interval"],
+            seed=options["seed"],
+            faults_per_device_day=options["faults_per_day"],
+            tolerance_s=options["tolerance"],
+            episode_gap_s=get_settings().episode_gap_s,
+            per_kind=not options["no_per_kind"],
         )
     )
     if not as_json:
-        rows = {"overall": report["overall"], **report["by_kind"], "baseline": report["baseline"]}
-        click.echo(_table(rows))
-    final = {
-        "overall": _summary(report["overall"]),
-        "by_kind": {k: _summary(v) for k, v in report["by_kind"].items()},
-        "baseline": _summary(report["baseline"]),
-        "setup": report["setup"],
-        "forest": report["forest"],
-    }
-    click.echo(json.dumps(final))
+        click.echo(table({**report["rows"], **report["by_kind"]}, CATALOGUE_COLUMNS))
+    click.echo(json.dumps(report))
 
 
 def register(group: click.Group) -> None:
-    """Mount `eval` and `eval maintenance` on the gridmon group."""
+    """Mount `eval` with its sub-commands (nab, skab, maintenance) on the gridmon group."""
+    from gridmon.cli.eval_bench import nab_eval, skab_eval
     from gridmon.cli.eval_maintenance import maintenance_eval
 
-    if "maintenance" not in eval_group.commands:
-        eval_group.add_command(maintenance_eval, name="maintenance")
+    for name, command in (("maintenance", maintenance_eval), ("nab", nab_eval), ("skab", skab_eval)):
+        if name not in eval_group.commands:
+            eval_group.add_command(command, name=name)
     group.add_command(eval_group)

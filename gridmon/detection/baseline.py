@@ -17,8 +17,9 @@ How it works, and why:
   minutes. A genuine permanent change is accepted after `max_freeze_s`. A bin whose spread
   collapsed below a tenth of the usual one (a stuck sensor repeating its last value) is
   rejected too, or the recovery from it would look like an anomaly — also before the baseline
-  exists, judged against the device's typical spread in the data at hand (a scan's history
-  window can start inside a stuck stretch).
+  exists, judged against the device's typical spread so far (the median deviation of its bins
+  up to this one: a scan's history window can start inside a stuck stretch), and a bin of
+  identical readings (deviation 0 up to rounding) counts as collapsed then.
 - A device needs `min_bins` accepted bins before it has a baseline at all; until then its
   centre is NaN and the statistical detector stays silent for it (safe on short input).
 - The scale combines the within-bin noise (median of the bin deviations) with the wander of the
@@ -38,6 +39,8 @@ import numpy as np
 MAD_TO_SIGMA = 1.4826
 RELATIVE_SCALE_FLOOR = 1e-3
 COLLAPSE_RATIO = 0.1
+# A bin of identical readings has a deviation of rounding size only (≈1e-16 of its level).
+IDENTICAL_RELATIVE_STD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,24 @@ def _median_axis1(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, count
 
 
-def roll_accepted(
-    means: np.ndarray, stds: np.ndarray, config: BaselineConfig, typical_std: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def _typical_so_far(stds: np.ndarray, r: int, cells: np.ndarray) -> np.ndarray:
+    """Median bin deviation of ranks 0..r for the (device, metric) cells selected by `cells`."""
+    typical = np.full(cells.shape, np.nan)
+    dev, met = np.nonzero(cells)
+    if dev.size:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN history: no typical spread
+            typical[dev, met] = np.nanmedian(stds[dev, : r + 1, met], axis=1)
+    return typical
+
+
+def roll_accepted(means: np.ndarray, stds: np.ndarray, config: BaselineConfig) -> tuple[np.ndarray, np.ndarray]:
     """Centre and scale of every (device, bin rank, metric) from earlier accepted bins.
 
     `means` and `stds` are (devices, ranks, metrics), NaN where a device has no such bin. The
     walk is sequential in time (acceptance depends on the baseline so far) but vectorised over
     devices and metrics, so its cost grows with the time span, not the number of readings.
+    Nothing at rank r depends on a later rank: the verdict of a reading never looks ahead.
     """
     n_dev, n_ranks, n_metrics = means.shape
     k = max(1, int(config.window_bins))
@@ -124,11 +137,13 @@ def roll_accepted(
             far = np.abs(m - center) > config.accept_z * np.maximum(scale, RELATIVE_SCALE_FLOOR * np.abs(center))
             collapsed = s < COLLAPSE_RATIO * scale
             # Before a baseline exists there is no scale to compare with: judge a bin's spread
-            # against the device's typical spread over all the data at hand, so a window that
-            # starts inside a stuck stretch does not build its baseline from frozen values.
-            early_collapsed = (
-                ~ready & (s < COLLAPSE_RATIO * typical_std) if typical_std is not None else np.zeros_like(ready)
-            )
+            # against the device's typical spread so far, and call a bin of identical readings
+            # frozen, so a window that starts inside a stuck stretch does not build its
+            # baseline from frozen values. Only the few not-ready cells pay for the median.
+            early = ~ready & present & np.isfinite(s)
+            typical = _typical_so_far(stds, r, early)
+            identical = s <= IDENTICAL_RELATIVE_STD * np.maximum(np.abs(m), 1.0)
+            early_collapsed = early & (identical | (s < COLLAPSE_RATIO * typical))
         reject = present & ((ready & (far | collapsed)) | early_collapsed)
         frozen = np.where(reject, frozen + 1, np.where(present, 0, frozen))
         accept = present & (~reject | (frozen > max_frozen))
@@ -172,10 +187,7 @@ def device_baseline(
     dense_mean[group_dev, rank] = mean
     dense_std[group_dev, rank] = std
 
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (sparse devices) give NaN
-        typical_std = np.nanmedian(dense_std, axis=1)
-    c_dense, s_dense = roll_accepted(dense_mean, dense_std, config, typical_std)
+    c_dense, s_dense = roll_accepted(dense_mean, dense_std, config)
     lag = max(1, int(config.trend_bins))
     t_dense = np.full_like(c_dense, np.nan)
     if n_ranks > lag:

@@ -10,6 +10,7 @@ rates of change; detectors report findings for frame rows only, so each reading 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,7 +123,7 @@ def build_context(
     delta[~np.isfinite(delta)] = 0.0
 
     center, scale, trend = device_baseline(codes, ts, values, len(uniques), config)
-    floor = _scale_floor(codes, values, same_prev, len(uniques))[codes]
+    floor = _scale_floor(values, same_prev)
     floor = np.maximum(floor, RELATIVE_SCALE_FLOOR * np.abs(np.nan_to_num(center)))
     scale = np.maximum(scale, floor)
     return Context(
@@ -160,17 +161,19 @@ def _sort_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return np.lexsort((ts, codes))
 
 
-def _scale_floor(codes: np.ndarray, values: np.ndarray, same_prev: np.ndarray, n_devices: int) -> np.ndarray:
-    """Half the smallest non-zero step of each device's metric: the quantisation of the sensor.
+def _scale_floor(values: np.ndarray, same_prev: np.ndarray) -> np.ndarray:
+    """Per row: half the smallest non-zero step of the device's metric so far (its quantisation).
 
     A signal that is constant within every bin (standard deviation 0) would otherwise give an
-    infinite z for the first one-step change.
+    infinite z for the first one-step change. "So far" (this row and the device's earlier ones)
+    keeps the verdict causal: a finer step later in the data cannot change an earlier verdict.
     """
     steps = np.abs(np.diff(values, axis=0, prepend=np.nan))
     steps[~same_prev] = np.inf
     steps[~(steps > 0)] = np.inf
-    starts = np.flatnonzero(~same_prev)
-    floor = np.full((n_devices, values.shape[1]), np.inf)
-    floor[codes[starts]] = np.minimum.reduceat(steps, starts, axis=0)
-    floor = np.where(np.isfinite(floor), 0.5 * floor, ABSOLUTE_SCALE_FLOOR)
+    smallest = np.empty_like(steps)
+    bounds = np.append(np.flatnonzero(~same_prev), len(steps))  # rows are sorted by device
+    for a, b in itertools.pairwise(bounds):
+        np.minimum.accumulate(steps[a:b], axis=0, out=smallest[a:b])
+    floor = np.where(np.isfinite(smallest), 0.5 * smallest, ABSOLUTE_SCALE_FLOOR)
     return np.maximum(floor, ABSOLUTE_SCALE_FLOOR)

@@ -13,9 +13,11 @@ Severity by |z| as a multiple of the threshold: ≤ 1.5× low, ≤ 2× medium, �
 critical (with the default 3: 4.5, 6, 9 sigma).
 
 Flat-line (stuck sensor): `flat_run` or more identical consecutive values of a metric that
-normally moves. A metric is judged to move when, over the readings at hand (history + frame),
-identical neighbours outside long runs are rare (≤ 5 %) and long runs cover at most half of
-them — quantised or genuinely constant channels would otherwise alarm all day. Pass an hour or
+normally moves. A metric is judged to move when, over the device's readings at hand up to this
+one (history + frame), identical neighbours in runs that ended short are rare (≤ 5 %) and long
+runs cover at most half of them — quantised or genuinely constant channels would otherwise
+alarm all day. A run counts as long from the reading where it reaches `flat_run`, and as short
+once it ended before that: only what is known at a reading decides its verdict. Pass an hour or
 more of history so that a sensor stuck for the whole frame is still recognised.
 """
 
@@ -84,35 +86,39 @@ def _flat_lines(ctx: Context, flat_run: int) -> tuple[np.ndarray, np.ndarray]:
     pos = run_position(equal, ctx.same_prev)
     length = pos + 2  # a run of k equal differences is k + 1 identical readings
     long_now = equal & (length >= flat_run)
-    # Final length of each run (known only in hindsight) decides whether a metric moves at all.
-    final = _final_run_length(pos, equal)
-    in_long = equal & (final >= flat_run)
-    starts = np.flatnonzero(~ctx.same_prev)
-    short_repeats = np.add.reduceat((equal & ~in_long).astype(np.float64), starts, axis=0)
-    long_repeats = np.add.reduceat(in_long.astype(np.float64), starts, axis=0)
-    pairs = np.maximum(np.diff(np.append(starts, ctx.n)) - 1.0, 1.0)[:, None]
-    moves_per_block = (short_repeats / pairs <= MAX_SHORT_REPEAT_FRACTION) & (
-        long_repeats / pairs <= MAX_LONG_RUN_FRACTION
-    )
-    moves = np.zeros((len(ctx.devices), values.shape[1]), dtype=bool)
-    moves[ctx.codes[starts]] = moves_per_block
-    flat = long_now & moves[ctx.codes]
+    moves = _moves_so_far(ctx, equal, pos, max(flat_run - 1, 1))
+    flat = long_now & moves
     return flat, np.where(flat, length, 0)
 
 
-def _final_run_length(pos: np.ndarray, flag: np.ndarray) -> np.ndarray:
-    """For each flagged row, the length (in differences) its run reaches, via a backward max."""
-    n = pos.shape[0]
-    if n == 0:
-        return pos
-    idx = np.arange(n)[:, None]
-    end = flag & np.vstack([~flag[1:] | (pos[1:] == 0), np.ones((1, flag.shape[1]), dtype=bool)])
-    # Each row points to the next run end at or after it; reversed cumulative min finds it.
-    end_idx = np.where(end, idx, n)
-    next_end = np.minimum.accumulate(end_idx[::-1], axis=0)[::-1]
-    next_end = np.minimum(next_end, n - 1)
-    total = np.take_along_axis(pos, next_end, axis=0) + 2
-    return np.where(flag, total, 0)
+def _moves_so_far(ctx: Context, equal: np.ndarray, pos: np.ndarray, long_pairs: int) -> np.ndarray:
+    """Per row and metric: does the metric move, judged on the device's pairs up to this row?
+
+    A run of equal neighbours counts as long (all its pairs) from the row where it reaches
+    `long_pairs` pairs; a run that ended shorter counts as short repeats from the row after its
+    end (only then is it known to be short). A run still short and still going is not counted.
+    """
+    n = ctx.n
+    long_add = np.where(pos == long_pairs - 1, float(long_pairs), 0.0) + (pos >= long_pairs)
+    short_add = np.zeros(equal.shape)
+    if n > 1:
+        ended = equal[:-1] & ~(equal[1:] & ctx.same_prev[1:, None]) & ctx.same_prev[1:, None]
+        final = pos[:-1] + 1
+        short_add[1:] = np.where(ended & (final < long_pairs), final, 0.0)
+    # Rows are sorted by device: a running sum per device is the running sum minus its value
+    # just before the device's first row.
+    first = np.flatnonzero(~ctx.same_prev)
+    block = np.cumsum(~ctx.same_prev) - 1
+    long_cum = _running_per_block(long_add, first, block)
+    short_cum = _running_per_block(short_add, first, block)
+    pairs = np.maximum(np.arange(n) - first[block], 1).astype(np.float64)[:, None]
+    return (short_cum / pairs <= MAX_SHORT_REPEAT_FRACTION) & (long_cum / pairs <= MAX_LONG_RUN_FRACTION)
+
+
+def _running_per_block(values: np.ndarray, first: np.ndarray, block: np.ndarray) -> np.ndarray:
+    total = np.cumsum(values, axis=0)
+    before = np.vstack([np.zeros((1, values.shape[1])), total])[first]
+    return total - before[block]
 
 
 def severity_for_z(absz: np.ndarray, z_threshold: float) -> np.ndarray:

@@ -1,13 +1,18 @@
-"""`gridmon eval --csv`: score any labelled CSV with the same detection code.
+"""`gridmon eval --csv`: score labelled CSV files with the detector under evaluation.
 
-Each input file is one device (its id is the file's parent folder and name, e.g.
-`valve1/3`). Per file, the SKAB protocol: the first `train_rows` rows are the training part —
-the forest is trained on them and they are the history that seeds the baselines — and the rest
-is scored; counts are summed over files. A file whose training part is too short for a forest
-(`MIN_TRAINING_SAMPLES`) is scored by the safety and statistical detectors only.
+Each input file is one device (its id is the file's parent folder and name, e.g. `valve1/3`),
+read with `load_csv`: the time column parsed to epoch seconds, rows sorted by time, the mapped
+columns as metrics (`--map name=COLUMN,…`). Per file, the first `train_rows` rows are the
+training part — the detector (`gridmon.evaluation.adapter.detect_series`) learns from them —
+and the rest is scored; counts are summed over files:
+- point-wise TP/FP/FN/TN of the flags against the label column (F1, FAR, MAR);
+- events: labelled stretches against the device's alarms (episodes of flagged readings closer
+  than the episode gap), `gridmon.evaluation.scoring.event_scores`.
+The null and flag-everything detectors are scored the same way (`rows`). Files without labels:
+`gridmon.evaluation.alarm_rate`.
 
-A reading is flagged when `detect` reports any finding for it. Its score (written with `--out`)
-is the pipeline's normalised row score: 1.0 at a detector's threshold.
+`--out` writes `timestamp,score,flag` per input row: the adapter's score (1.0 at a detector's
+threshold) and flag; training rows have empty cells.
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridmon.detection.episodes import group_into_episodes
-from gridmon.detection.forest import MIN_TRAINING_SAMPLES, train_forest
-from gridmon.detection.pipeline import run_pipeline
-from gridmon.evaluation.scoring import event_scores, label_segments, pointwise_counts, pointwise_scores
+from gridmon.evaluation.adapter import Verdict, detect_series, everything_verdict, null_verdict
+from gridmon.evaluation.scoring import (
+    DAY_S,
+    alarms_from_flags,
+    event_scores,
+    label_segments,
+    pointwise_counts,
+    pointwise_scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +45,23 @@ class CsvSetup:
 
     time_col: str
     mapping: Mapping[str, str]
-    label_col: str
+    label_col: str | None = "label"
+    """None: the files have no labels (alarm rate only)."""
     sep: str = ","
     train_rows: int = 400
     safety: bool = True
     tolerance_s: float = 30.0
-    max_gap_s: float = 60.0
+    episode_gap_s: float = 120.0
     out: Path | None = None
 
 
 @dataclass
-class LabelledFrame:
-    """One file as a frame of readings with its labels (rows in file order)."""
+class CsvFile:
+    """One file as one device's series (sorted by time), with its labels when it has them."""
 
     device_id: str
     frame: pd.DataFrame
-    label: np.ndarray
+    label: np.ndarray | None
     raw_time: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
 
 
@@ -69,7 +80,8 @@ def parse_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
-def _epoch_seconds(column: pd.Series) -> np.ndarray:
+def epoch_seconds(column: pd.Series) -> np.ndarray:
+    """Epoch seconds of a time column: numbers (seconds, or milliseconds by size) or text (UTC)."""
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=float)
         # Epoch milliseconds are recognisable by size (1e11 s is the year 5138).
@@ -82,68 +94,99 @@ def device_name(path: Path) -> str:
     return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
 
 
-def load_labelled_csv(path: Path, setup: CsvSetup) -> LabelledFrame:
-    """Read one file: map its columns to metrics, parse time and labels."""
+def load_csv(path: Path, setup: CsvSetup) -> CsvFile:
+    """Read one file: map its columns to metrics, parse time (and labels), sort by time."""
     raw = pd.read_csv(path, sep=setup.sep)
-    missing = [c for c in (setup.time_col, setup.label_col, *setup.mapping.values()) if c not in raw.columns]
+    wanted = [setup.time_col, *setup.mapping.values(), *([setup.label_col] if setup.label_col else [])]
+    missing = [c for c in wanted if c not in raw.columns]
     if missing:
         raise ValueError(f"{path}: no column(s) {', '.join(missing)}; found {', '.join(map(str, raw.columns))}")
+    ts = epoch_seconds(raw[setup.time_col])
+    order = np.argsort(ts, kind="stable")
+    raw = raw.iloc[order].reset_index(drop=True)
     device = device_name(path)
-    frame = pd.DataFrame({"device_id": device, "ts": _epoch_seconds(raw[setup.time_col])})
+    frame = pd.DataFrame({"device_id": device, "ts": ts[order]})
     for name, column in setup.mapping.items():
         frame[name] = pd.to_numeric(raw[column], errors="coerce").astype(float)
-    label = pd.to_numeric(raw[setup.label_col], errors="coerce").fillna(0).to_numpy() > 0
-    return LabelledFrame(device_id=device, frame=frame, label=label, raw_time=raw[setup.time_col])
+    label = None
+    if setup.label_col:
+        label = pd.to_numeric(raw[setup.label_col], errors="coerce").fillna(0).to_numpy() > 0
+    return CsvFile(device_id=device, frame=frame, label=label, raw_time=raw[setup.time_col])
+
+
+def verdicts(files: Sequence[CsvFile], setup: CsvSetup) -> list[Verdict]:
+    """The adapter's verdict for every file (and the `--out` score files)."""
+    out = []
+    for data in files:
+        verdict = detect_series(data.frame, setup.train_rows, safety=setup.safety)
+        out.append(verdict)
+        if setup.out is not None:
+            _write_scores(_out_path(setup.out, data.device_id, len(files)), data, setup.train_rows, verdict)
+    return out
+
+
+def score_labelled(files: Sequence[CsvFile], found: Sequence[Verdict], setup: CsvSetup) -> dict[str, Any]:
+    """Point-wise and event figures of one detector's verdicts, summed over the files."""
+    totals = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    alarms, truth = [], []
+    days = 0.0
+    for data, verdict in zip(files, found, strict=True):
+        n_train = min(setup.train_rows, len(data.frame))
+        ts = data.frame["ts"].to_numpy(dtype=float)[n_train:]
+        label = data.label[n_train:] if data.label is not None else np.zeros(len(ts), dtype=bool)
+        counts = pointwise_counts(verdict.flags[n_train:], label)
+        for key in totals:
+            totals[key] += counts[key]
+        alarms += alarms_from_flags(data.device_id, ts, verdict.flags[n_train:], gap_s=setup.episode_gap_s)
+        truth += label_segments(data.device_id, ts, label)
+        days += (ts[-1] - ts[0]) / DAY_S if len(ts) > 1 else 0.0
+    events = event_scores(alarms, truth, tolerance_s=setup.tolerance_s, device_days=days)
+    keep = ("precision", "recall", "f1", "false_alerts_per_device_day", "alarm_time_precision", "events", "alarms")
+    return {"pointwise": {**pointwise_scores(totals), **totals}, "events": {k: events[k] for k in keep}}
 
 
 def evaluate_csv(paths: Sequence[Path], setup: CsvSetup) -> dict[str, Any]:
-    """Score every file by the protocol in the module docstring; summed figures."""
-    totals = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
-    episodes, truth = [], []
-    files = []
-    for path in paths:
-        data = load_labelled_csv(path, setup)
+    """Score every file by the protocol in the module docstring; the three rows and per-file figures."""
+    files = [load_csv(path, setup) for path in paths]
+    ours = verdicts(files, setup)
+    per_file = []
+    for data, verdict in zip(files, ours, strict=True):
         n_train = min(setup.train_rows, len(data.frame))
-        train, test = data.frame.iloc[:n_train], data.frame.iloc[n_train:].reset_index(drop=True)
-        model = train_forest(train) if n_train >= MIN_TRAINING_SAMPLES else None
-        if model is None:
-            log.warning("%s: %d training rows, too few for a forest; statistical and safety only", path, n_train)
-        result = run_pipeline(test, history=train, model=model, safety=setup.safety, with_scores=True)
-        flagged_ts = {f.ts for f in result.findings}
-        flag = test["ts"].isin(flagged_ts).to_numpy()
-        test_label = data.label[n_train:]
-        counts = pointwise_counts(flag, test_label)
-        for key in totals:
-            totals[key] += counts[key]
-        episodes += group_into_episodes(result.findings, max_gap_s=setup.max_gap_s)
-        truth += label_segments(data.device_id, test["ts"].to_numpy(), test_label)
-        files.append({"file": str(path), "rows": len(data.frame), "scored": len(test), **pointwise_scores(counts)})
-        if setup.out is not None:
-            score = result.row_score if result.row_score is not None else np.zeros(len(test))
-            _write_scores(_out_path(setup.out, path, len(paths)), data, n_train, score, flag)
-    events = event_scores(episodes, truth, tolerance_s=setup.tolerance_s)
+        label = data.label if data.label is not None else np.zeros(len(data.frame), dtype=bool)
+        counts = pointwise_counts(verdict.flags[n_train:], label[n_train:])
+        per_file.append({"file": data.device_id, "rows": len(data.frame), **pointwise_scores(counts)})
+    sizes = [len(f.frame) for f in files]
     return {
-        "pointwise": {**pointwise_scores(totals), **totals},
-        "events": {k: events[k] for k in ("precision", "recall", "f1", "events", "detected", "episodes")},
-        "files": files,
-        "setup": {"train_rows": setup.train_rows, "safety": setup.safety, "tolerance_s": setup.tolerance_s},
+        "rows": {
+            "gridmon": score_labelled(files, ours, setup),
+            "null": score_labelled(files, [null_verdict(n) for n in sizes], setup),
+            "flag_everything": score_labelled(files, [everything_verdict(n, setup.train_rows) for n in sizes], setup),
+        },
+        "files": per_file,
+        "setup": {
+            "train_rows": setup.train_rows,
+            "safety": setup.safety,
+            "tolerance_s": setup.tolerance_s,
+            "episode_gap_s": setup.episode_gap_s,
+        },
     }
 
 
-def _out_path(out: Path, source: Path, n_files: int) -> Path:
+def _out_path(out: Path, device: str, n_files: int) -> Path:
     if n_files == 1 and out.suffix:
         return out
     out.mkdir(parents=True, exist_ok=True)
-    return out / (device_name(source).replace("/", "_") + ".scores.csv")
+    return out / (device.replace("/", "_") + ".scores.csv")
 
 
-def _write_scores(target: Path, data: LabelledFrame, n_train: int, score: np.ndarray, flag: np.ndarray) -> None:
-    """`timestamp,score,flag` per input row; training rows are not scored (empty cells)."""
+def _write_scores(target: Path, data: CsvFile, train_rows: int, verdict: Verdict) -> None:
+    """`timestamp,score,flag` per input row (time order); training rows are not scored (empty cells)."""
     n = len(data.frame)
-    scores = np.full(n, np.nan)
-    flags = pd.array([pd.NA] * n, dtype="Int8")
-    scores[n_train:] = score
-    flags[n_train:] = flag.astype(np.int8)
+    n_train = min(train_rows, n)
+    scores = verdict.score.astype(float).copy()
+    scores[:n_train] = np.nan
+    flags = pd.array(verdict.flags.astype(np.int8), dtype="Int8")
+    flags[:n_train] = pd.NA
     out = pd.DataFrame({"timestamp": data.raw_time.to_numpy(), "score": np.round(scores, 6), "flag": flags})
     target.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(target, index=False)

@@ -1,20 +1,22 @@
-"""Scoring detections against ground truth: event-level and point-wise figures.
+"""Scoring alarms against ground truth: event-level, alarm time, and point-wise figures.
 
-Event matching (used by `gridmon eval` on the simulator's catalogue and on labelled CSVs):
-- A truth event is (device, start, end). It is *detected* when at least one episode of the same
-  device (any metric) overlaps [start − tolerance, end + tolerance]. A fault shows in more than
-  one metric (a sag also raises current), so the metric is not part of the match.
-- An episode that overlaps no truth window of its device is a *false positive*; episodes that
-  overlap a truth window are true positives (several may match one event: that is
-  fragmentation, reported separately as episodes per detected event, not as false alarms).
-- precision = matched episodes / episodes; recall = detected events / events; F1 their harmonic
-  mean. With no episodes at all, precision is 1.0 (nothing claimed wrongly); with no events,
-  recall is 1.0.
-- Detection delay of a detected event = start of the earliest matching episode − event start,
-  floored at 0 (an episode that began within the tolerance before the event counts as on
-  time). The median over detected events is reported.
-- False alerts per device-day: false-positive episodes on the fault-free devices divided by
-  their number of device-days.
+An *alarm* is one episode of a device's alarm (the device is in alarm while any metric is
+flagged): flagged readings of the device closer than the episode gap (the production setting
+`GRIDMON_EPISODE_GAP_S`) belong to one alarm (`alarms_from_flags`). It stands from its first
+flagged reading until one reading interval after its last (`hold_s`, the device's median
+interval), so a one-reading alarm has a length too.
+
+Against truth events (device, start, end), with a tolerance around each window:
+- an event is *detected* when an alarm of its device overlaps [start − tol, end + tol];
+- an alarm that overlaps no window ± tol of its device is a *false alert* — on every device,
+  faulty or not; `false_alerts_per_device_day` = false alerts / (devices × days scored);
+- precision = alarms that overlap a window / alarms; recall = detected events / events; F1;
+- `alarm_time_precision` = share of all alarm time that lies inside windows ± tol: an alarm
+  that overlaps a window but goes on for hours after it counts as a match for precision, and
+  its hours outside as false-alarm time here;
+- delay of a detected event = start of its earliest overlapping alarm − event start, floored
+  at 0; the median over detected events is reported.
+With no alarms, precision and alarm-time precision are None (nothing claimed) and F1 is 0.
 
 Point-wise (the SKAB protocol): F1 = TP / (TP + (FP + FN) / 2), FAR = FP / (FP + TN),
 MAR = FN / (FN + TP), over all scored readings.
@@ -24,12 +26,10 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from gridmon.detection.episodes import Episode
 
 DAY_S = 86400.0
 
@@ -44,69 +44,101 @@ class TruthEvent:
     kind: str = "anomaly"
 
 
-@dataclass
-class EventMatch:
-    """Outcome of matching episodes to truth events."""
+@dataclass(frozen=True)
+class Alarm:
+    """One episode of a device's alarm: first and last flagged reading, and how long it stands after."""
 
-    detected: list[bool]
-    delays: list[float | None]
-    episode_matched: list[bool]
+    device_id: str
+    start: float
+    end: float
+    hold_s: float = 0.0
 
-
-def match_events(episodes: Sequence[Episode], truth: Sequence[TruthEvent], *, tolerance_s: float) -> EventMatch:
-    """Match episodes and events of the same device whose windows overlap (see module doc)."""
-    by_device: dict[str, list[int]] = defaultdict(list)
-    for i, event in enumerate(truth):
-        by_device[event.device_id].append(i)
-    detected = [False] * len(truth)
-    first: list[float | None] = [None] * len(truth)
-    matched = [False] * len(episodes)
-    for j, ep in enumerate(episodes):
-        for i in by_device.get(ep.device_id, ()):
-            event = truth[i]
-            if ep.start <= event.end + tolerance_s and ep.end >= event.start - tolerance_s:
-                matched[j] = True
-                detected[i] = True
-                earliest = first[i]
-                first[i] = ep.start if earliest is None else min(earliest, ep.start)
-    delays: list[float | None] = [None if t is None else max(0.0, t - truth[i].start) for i, t in enumerate(first)]
-    return EventMatch(detected=detected, delays=delays, episode_matched=matched)
+    @property
+    def until(self) -> float:
+        return self.end + self.hold_s
 
 
-def _f1(precision: float, recall: float) -> float:
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+def alarms_from_flags(device_id: str, ts: np.ndarray, flags: np.ndarray, *, gap_s: float) -> list[Alarm]:
+    """Episodes of one device's flagged readings (`ts` sorted); gaps longer than `gap_s` split them."""
+    ts = np.asarray(ts, dtype=float)
+    hit = ts[np.asarray(flags, dtype=bool)]
+    if hit.size == 0:
+        return []
+    hold = float(np.median(np.diff(ts))) if ts.size > 1 else 0.0
+    breaks = np.flatnonzero(np.diff(hit) > gap_s)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [hit.size - 1]])
+    return [Alarm(device_id, float(hit[s]), float(hit[e]), hold) for s, e in zip(starts, ends, strict=True)]
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> bool:
+    return a0 <= b1 and a1 >= b0
+
+
+def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _inside(lo: float, hi: float, spans: list[tuple[float, float]]) -> float:
+    return sum(max(0.0, min(hi, b) - max(lo, a)) for a, b in spans)
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if recall is None:
+        return None
+    if precision is None or precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
 
 
 def event_scores(
-    episodes: Sequence[Episode],
-    truth: Sequence[TruthEvent],
-    *,
-    tolerance_s: float,
-    fault_free_devices: Iterable[str] = (),
-    fault_free_days: float = 0.0,
+    alarms: Sequence[Alarm], truth: Sequence[TruthEvent], *, tolerance_s: float, device_days: float
 ) -> dict[str, float | int | None]:
-    """Event-level precision, recall, F1, delay and false alerts (see module doc)."""
-    match = match_events(episodes, truth, tolerance_s=tolerance_s)
-    n_ep = len(episodes)
-    tp_ep = sum(match.episode_matched)
-    n_ev = len(truth)
-    n_det = sum(match.detected)
-    precision = tp_ep / n_ep if n_ep else 1.0
-    recall = n_det / n_ev if n_ev else 1.0
-    delays = [d for d in match.delays if d is not None]
-    free = set(fault_free_devices)
-    free_fp = sum(1 for ep, ok in zip(episodes, match.episode_matched, strict=True) if not ok and ep.device_id in free)
+    """Event-level precision, recall, F1, delay, false alerts and alarm-time precision (module doc)."""
+    windows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    events_of: dict[str, list[int]] = defaultdict(list)
+    for k, event in enumerate(truth):
+        windows[event.device_id].append((event.start - tolerance_s, event.end + tolerance_s))
+        events_of[event.device_id].append(k)
+    merged = {device: _union(spans) for device, spans in windows.items()}
+    first: list[float | None] = [None] * len(truth)
+    matched = 0
+    alarm_s = inside_s = 0.0
+    for alarm in alarms:
+        hit = False
+        for k in events_of.get(alarm.device_id, ()):
+            event = truth[k]
+            if _overlap(alarm.start, alarm.until, event.start - tolerance_s, event.end + tolerance_s):
+                hit = True
+                earliest = first[k]
+                first[k] = alarm.start if earliest is None else min(earliest, alarm.start)
+        matched += int(hit)
+        alarm_s += alarm.until - alarm.start
+        inside_s += _inside(alarm.start, alarm.until, merged.get(alarm.device_id, []))
+    delays = [max(0.0, t - truth[k].start) for k, t in enumerate(first) if t is not None]
+    detected = len(delays)
+    precision = matched / len(alarms) if alarms else None
+    recall = detected / len(truth) if truth else None
+    false = len(alarms) - matched
     return {
         "precision": precision,
         "recall": recall,
         "f1": _f1(precision, recall),
         "median_delay_s": statistics.median(delays) if delays else None,
-        "false_alerts_per_device_day": (free_fp / fault_free_days) if fault_free_days > 0 else None,
-        "events": n_ev,
-        "detected": n_det,
-        "episodes": n_ep,
-        "false_episodes": n_ep - tp_ep,
-        "episodes_per_detected_event": (tp_ep / n_det) if n_det else None,
+        "false_alerts_per_device_day": false / device_days if device_days > 0 else None,
+        "alarm_time_precision": inside_s / alarm_s if alarm_s > 0 else None,
+        "events": len(truth),
+        "detected": detected,
+        "alarms": len(alarms),
+        "false_alerts": false,
+        "alarm_hours": alarm_s / 3600.0,
+        "alarms_per_detected_event": matched / detected if detected else None,
     }
 
 

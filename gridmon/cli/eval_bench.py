@@ -1,0 +1,107 @@
+"""`gridmon eval nab` and `gridmon eval skab`: the detector on public labelled benchmarks.
+
+Each prints a table (unless `--json`) with the null and flag-everything rows and the published
+anchors, then one JSON line. The scoring is `gridmon.evaluation.nab` and
+`gridmon.evaluation.skab`; neither command touches a database.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gridmon.cli.eval_format import anchors_line, table
+
+NAB_COLUMNS = (
+    ("standard", "standard"),
+    ("reward_low_FP", "reward_low_FP"),
+    ("reward_low_FN", "reward_low_FN"),
+    ("detections", "detections"),
+    ("windows_detected", "windows found"),
+    ("false_onsets", "false onsets"),
+)
+SKAB_COLUMNS = (
+    ("f1", "F1"),
+    ("far_pct", "FAR %"),
+    ("mar_pct", "MAR %"),
+    ("changepoint_nab_standard", "CP NAB std"),
+    ("detected_changepoints", "changes"),
+)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@click.command(name="nab")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Corpus folder: <category>/<name>.csv with timestamp,value.",
+)
+@click.option(
+    "--labels",
+    "labels_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="combined_windows.json",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+def nab_eval(data_dir: Path, labels_file: Path, as_json: bool) -> None:
+    """NAB's scoring (onsets, three profiles, normalized) over a corpus in NAB's layout."""
+    from gridmon.evaluation.nab import evaluate_nab
+
+    try:
+        report: dict[str, Any] = evaluate_nab(data_dir, labels_file)
+    except (ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    if not as_json:
+        corpus = report["corpus"]
+        click.echo(f"{corpus['files']} files, {corpus['windows']} windows, {corpus['rows']} rows; normalized scores")
+        click.echo(table(report["rows"], NAB_COLUMNS, digits=1))
+        anchors = {k: v for k, v in report["anchors"].items() if k not in ("profile", "corpus")}
+        title = "anchors (standard profile; NAB's published detections, scored this way on NAB's 53-file corpus)"
+        click.echo(anchors_line(title, anchors))
+    click.echo(json.dumps(report))
+
+
+@click.command(name="skab")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Folder searched for labelled *.csv (';'-separated, with an anomaly column).",
+)
+@click.option("--train-rows", default=400, show_default=True, help="Leading rows per file used for training.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+def skab_eval(data_dir: Path, train_rows: int, as_json: bool) -> None:
+    """SKAB's protocol: point-wise F1/FAR/MAR and the changepoint NAB score, from the same flags."""
+    from gridmon.evaluation.skab import evaluate_skab
+
+    try:
+        report: dict[str, Any] = evaluate_skab(data_dir, train_rows=train_rows)
+    except (ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    if not as_json:
+        corpus = report["corpus"]
+        click.echo(
+            f"{corpus['files']} labelled files, {corpus['rows']} rows, first {corpus['train_rows']} of each train"
+        )
+        click.echo(table(report["rows"], SKAB_COLUMNS))
+        outlier = report["anchors"]["outlier"]
+        click.echo(
+            "anchors, outlier (F1 / FAR % / MAR %): "
+            + ", ".join(f"{k} {v['f1']} / {v['far_pct']} / {v['mar_pct']}" for k, v in outlier.items())
+        )
+        click.echo(anchors_line("anchors, changepoint (NAB standard)", report["anchors"]["changepoint_nab_standard"]))
+    click.echo(json.dumps(report))
