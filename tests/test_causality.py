@@ -5,10 +5,12 @@ door every evaluation goes through, so this keeps testing whatever detector sits
 once in one call, and row by row — for every scored row r, a call that sees rows 0..r only,
 whose last flag is the verdict on r. Both must agree on every row.
 
-The series carry what once made verdicts look ahead (each case fails on the detector before
-its fix): daily cycles, steps, a stuck stretch at the start (a baseline judged against the
-spread of the whole data), a long freeze late in the data (whether a metric "moves" judged on
-final run lengths) and a finer quantisation step late in the data (a scale floor from every row).
+The series carry what once made verdicts look ahead (each case failed on an earlier detector
+before its fix): daily cycles, steps, a stuck stretch at the start (a baseline judged against
+the spread of the whole data), a long freeze late in the data (whether a metric "moves" judged
+on final run lengths) and a finer quantisation step late in the data (a scale floor from every
+row). Each series first has `LEAD` normal readings: the streaming detector raises nothing
+before its thresholds are calibrated, and a case where it could not fire would prove nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ from gridmon.evaluation.adapter import detect_series
 
 T0 = 1_767_225_600.0
 DAY_S = 86400.0
+LEAD = 500
+
+
+def _lead(frame: pd.DataFrame, step_s: float, seed: int) -> pd.DataFrame:
+    """`LEAD` readings before `frame`, drawn like its own normal part (first 30 rows' spread)."""
+    rng = np.random.default_rng(seed)
+    head = frame.iloc[:30]
+    ts = frame["ts"].iloc[0] - step_s * np.arange(LEAD, 0, -1)
+    cols = {"ts": ts}
+    for c in frame.columns:
+        if c != "ts":
+            cols[c] = np.round(head[c].median() + rng.normal(0.0, max(head[c].std(), 1e-3), LEAD), 3)
+    return pd.concat([pd.DataFrame(cols), frame], ignore_index=True)
 
 
 def _row_by_row(frame: pd.DataFrame, train_rows: int, safety: bool) -> np.ndarray:
@@ -93,11 +108,22 @@ def quantised_with_a_finer_step_late() -> pd.DataFrame:
     return pd.DataFrame({"ts": ts, "value": value})
 
 
+def daily_cycle_three_days() -> pd.DataFrame:
+    """The daily-cycle case after two more days of the same cycle (a seasonal model exists)."""
+    rng = np.random.default_rng(15)
+    tail = daily_cycle_with_step_and_stuck()
+    ts = tail["ts"].iloc[0] - 300.0 * np.arange(576, 0, -1)
+    head = pd.DataFrame(
+        {"ts": ts, "value": np.round(20.0 + 5.0 * np.sin(2 * np.pi * ts / DAY_S) + rng.normal(0.0, 0.5, ts.size), 3)}
+    )
+    return pd.concat([head, tail], ignore_index=True)
+
+
 CASES = {
-    "daily_cycle_forest": (daily_cycle_with_step_and_stuck, 288, False),
-    "grid_faults_forest_safety": (grid_device_with_faults, 300, True),
-    "stuck_start_late_freeze": (stuck_start_and_late_freeze, 0, False),
-    "quantised_finer_step_late": (quantised_with_a_finer_step_late, 0, False),
+    "daily_cycle_forest": (daily_cycle_three_days, 576 + 288, False),
+    "grid_faults_forest_safety": (lambda: _lead(grid_device_with_faults(), 10.0, 1), LEAD + 300, True),
+    "stuck_start_late_freeze": (lambda: _lead(stuck_start_and_late_freeze(), 10.0, 2), 0, False),
+    "quantised_finer_step_late": (lambda: _lead(quantised_with_a_finer_step_late(), 60.0, 3), 0, False),
 }
 
 

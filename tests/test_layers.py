@@ -69,7 +69,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "schedule": {"config"},
     "celery": {"config", "domain", "infra", "storage", "jobs", "schedule"},
     "bridge": {"config", "domain", "infra", "celery"},
-    "bench": {"config", "domain", "infra", "detection", "storage", "simulator", "services"},
+    "bench": {"config", "domain", "infra", "detection", "storage", "simulator", "services", "jobs"},
     "api": {"config", "domain", "infra", "storage", "jobs", "celery"},
     "cli": {
         "package", "config", "domain", "infra", "detection", "maintenance", "storage", "simulator", "alerts",

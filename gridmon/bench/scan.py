@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,33 +25,32 @@ import numpy as np
 import psycopg
 
 from gridmon.config import get_settings
+from gridmon.storage import readings
 from gridmon.storage.db import migrate
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+def _rows(devices: int, n: int, seed: int) -> Iterator[tuple[str, datetime, float, float, float]]:
+    rng = np.random.default_rng(seed)
+    start = time.time() - n - 60.0
+    for d in range(devices):
+        v = 230 + 2.0 * rng.standard_normal(n)
+        i = 4 + 0.5 * rng.standard_normal(n)
+        t = 35 + 1.5 * rng.standard_normal(n)
+        for k in range(n):
+            yield (f"dev-{d:05d}", datetime.fromtimestamp(start + k, UTC), float(v[k]), float(i[k]), float(t[k]))
 
 
 def _load(url: str, devices: int, minutes: float, seed: int) -> int:
-    rng = np.random.default_rng(seed)
     n = int(minutes * 60)
-    start = time.time() - n - 60.0
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sensor_readings, devices, detector_state, scan_state, alerts CASCADE")
-        with (
-            conn.cursor() as cur,
-            cur.copy("COPY sensor_readings (device_id, ts, voltage, current, temperature) FROM STDIN") as copy,
-        ):
-            for d in range(devices):
-                v = 230 + 2.0 * rng.standard_normal(n)
-                i = 4 + 0.5 * rng.standard_normal(n)
-                t = 35 + 1.5 * rng.standard_normal(n)
-                for k in range(n):
-                    copy.write_row((f"dev-{d:05d}", datetime.fromtimestamp(start + k, UTC), v[k], i[k], t[k]))
+        readings.reset_scan_tables(conn, readings=True)
+        readings.copy_plain_readings(conn, _rows(devices, n, seed))
     return devices * n
 
 
 def _reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE detector_state, scan_state, alerts CASCADE")
+        readings.reset_scan_tables(conn, readings=False)
 
 
 def _worker(url: str, shards: list[int], total_shards: int, ready: Any, go: Any, out: Any) -> None:
@@ -91,10 +91,8 @@ def _run(url: str, processes: int, shards: int) -> tuple[float, int]:
 
 def _check(url: str, devices: int, per_device: int) -> bool:
     with psycopg.connect(url) as conn:
-        scanned = conn.execute("SELECT coalesce(sum(readings), 0) FROM scan_state").fetchone()
-        states = conn.execute("SELECT count(*), min(readings), max(readings) FROM detector_state").fetchone()
-    assert scanned is not None and states is not None
-    return int(scanned[0]) == devices * per_device and tuple(states) == (devices, per_device, per_device)
+        scanned, states, low, high = readings.scan_totals(conn)
+    return scanned == devices * per_device and (states, low, high) == (devices, per_device, per_device)
 
 
 def run_scan_bench(

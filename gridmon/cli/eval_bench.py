@@ -54,12 +54,15 @@ def _fail(exc: Exception) -> None:
     help="combined_windows.json",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
-def nab_eval(data_dir: Path, labels_file: Path, as_json: bool) -> None:
+@click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
+def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool) -> None:
     """NAB's scoring (onsets, three profiles, normalized) over a corpus in NAB's layout."""
+    from gridmon.evaluation.adapter import use_forest
     from gridmon.evaluation.nab import evaluate_nab
 
+    use_forest(not no_forest)
     try:
-        report: dict[str, Any] = evaluate_nab(data_dir, labels_file)
+        report: dict[str, Any] = {**evaluate_nab(data_dir, labels_file), "forest": not no_forest}
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
@@ -83,12 +86,15 @@ def nab_eval(data_dir: Path, labels_file: Path, as_json: bool) -> None:
 )
 @click.option("--train-rows", default=400, show_default=True, help="Leading rows per file used for training.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
-def skab_eval(data_dir: Path, train_rows: int, as_json: bool) -> None:
+@click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
+def skab_eval(data_dir: Path, train_rows: int, as_json: bool, no_forest: bool) -> None:
     """SKAB's protocol: point-wise F1/FAR/MAR and the changepoint NAB score, from the same flags."""
+    from gridmon.evaluation.adapter import use_forest
     from gridmon.evaluation.skab import evaluate_skab
 
+    use_forest(not no_forest)
     try:
-        report: dict[str, Any] = evaluate_skab(data_dir, train_rows=train_rows)
+        report: dict[str, Any] = {**evaluate_skab(data_dir, train_rows=train_rows), "forest": not no_forest}
     except (ValueError, OSError) as exc:
         _fail(exc)
         return

@@ -73,6 +73,7 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
     except (ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    report["forest"] = not options["no_forest"]
     if not as_json:
         if no_label:
             click.echo(table(report["rows"], RATE_COLUMNS))
@@ -105,11 +106,15 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
 @click.option("--train-rows", default=400, show_default=True, help="Leading rows per file used for training.")
 @click.option("--no-safety", is_flag=True, help="Skip the grid safety limits (for non-grid equipment).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write timestamp,score,flag per row.")
+@click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
 @click.pass_context
 def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
     """Score detection: the simulator's fault catalogue, or CSV files (--csv)."""
     if ctx.invoked_subcommand is not None:
         return
+    from gridmon.evaluation.adapter import use_forest
+
+    use_forest(not options["no_forest"])
     if options["csv_files"]:
         _csv(options, as_json)
         return
@@ -130,6 +135,7 @@ def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
             per_kind=not options["no_per_kind"],
         )
     )
+    report["forest"] = not options["no_forest"]
     if not as_json:
         click.echo(table({**report["rows"], **report["by_kind"]}, CATALOGUE_COLUMNS))
     click.echo(json.dumps(report))

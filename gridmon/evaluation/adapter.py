@@ -22,12 +22,15 @@ The contract:
 What the verdict of row i may depend on: rows 0..i only (`tests/test_causality.py` holds every
 implementation to that).
 
-Today's implementation: an IsolationForest trained on the training rows (when there are at
-least `MIN_TRAINING_SAMPLES`), then `gridmon.detection.pipeline.run_pipeline` over the rest with
-the training rows as history — the same functions the scan job calls. Rows that share a
-timestamp share a verdict (findings are keyed by time). Trained forests are kept in a small cache
-keyed by the training rows' content, so scoring a growing series row by row, or a fleet whose
-histories repeat, trains each forest once.
+Today's implementation is the streaming detector the scan runs (`gridmon.detection.stream`):
+a fresh device state scores the whole series in one call with alarms allowed from row
+`train_rows` on (`score_batch`, the function behind the scan's `score_rows`), and the flags are
+its alarm state; the score is its ratio to the threshold. With `forest` (the default, as in
+production) an IsolationForest is first trained on the training rows' replayed context
+features (`normal_feature_rows`, when there are enough) and scored inside the loop;
+`use_forest(False)` measures the detector without it. Safety limits add their findings (score
+1 + relative excess). Trained forests are kept in a small cache keyed by the training rows'
+content, so a fleet whose histories repeat trains each forest once.
 """
 
 from __future__ import annotations
@@ -40,15 +43,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gridmon.detection.forest import MIN_TRAINING_SAMPLES, TrainedForest, train_forest
 from gridmon.detection.limits import SafetyLimits
-from gridmon.detection.pipeline import run_pipeline
+from gridmon.detection.safety import check_safety
+from gridmon.detection.stream.device import metric_columns, score_batch
+from gridmon.detection.stream.forest import FlatForest, InsufficientData, train_flat_forest
+from gridmon.detection.stream.state import DeviceState
+from gridmon.detection.stream.training import normal_feature_rows
 
 log = logging.getLogger(__name__)
 
 SERIES_DEVICE = "series"
 _CACHE_SIZE = 32
-_forests: OrderedDict[str, TrainedForest | None] = OrderedDict()
+_forests: OrderedDict[str, FlatForest | None] = OrderedDict()
+_settings = {"forest": True}
+
+
+def use_forest(enabled: bool) -> None:
+    """Score with (default) or without the IsolationForest, to measure its contribution."""
+    _settings["forest"] = bool(enabled)
 
 
 @dataclass(frozen=True)
@@ -80,15 +92,16 @@ def _cache_key(train: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _forest(train: pd.DataFrame) -> TrainedForest | None:
-    """The forest for these training rows (None when there are too few), trained once."""
-    if len(train) < MIN_TRAINING_SAMPLES:
-        return None
+def _forest(train: pd.DataFrame) -> FlatForest | None:
+    """The forest for these training rows (None when they give too few normal rows), trained once."""
     key = _cache_key(train)
     if key in _forests:
         _forests.move_to_end(key)
         return _forests[key]
-    model = train_forest(train)
+    try:
+        model: FlatForest | None = train_flat_forest(normal_feature_rows(train))
+    except InsufficientData:
+        model = None
     _forests[key] = model
     while len(_forests) > _CACHE_SIZE:
         _forests.popitem(last=False)
@@ -110,20 +123,21 @@ def detect_series(
     score = np.zeros(n, dtype=float)
     if n_train == n:
         return Verdict(flags, score)
-    train, scored = data.iloc[:n_train], data.iloc[n_train:].reset_index(drop=True)
-    model = _forest(train)
-    result = run_pipeline(
-        scored,
-        history=train if n_train else None,
-        model=model,
-        default_limits=limits,
-        safety=safety,
-        with_scores=True,
-    )
-    flagged_ts = np.fromiter((f.ts for f in result.findings), dtype=float, count=len(result.findings))
-    flags[n_train:] = np.isin(scored["ts"].to_numpy(dtype=float), flagged_ts)
-    if result.row_score is not None:
-        score[n_train:] = result.row_score
+    metrics = metric_columns(data)
+    forest = _forest(data.iloc[:n_train][["ts", *metrics]]) if _settings["forest"] and n_train else None
+    _, result = score_batch(DeviceState.new(metrics), data[["device_id", "ts", *metrics]], forest=forest, start=n_train)
+    flags[n_train:] = result.output.flag[n_train:]
+    score[n_train:] = result.output.ratio[n_train:]
+    if safety:
+        scored = data.iloc[n_train:]
+        found = check_safety(scored, None, limits).findings
+        if found:
+            excess = pd.Series([1.0 + f.score for f in found], index=[f.ts for f in found]).groupby(level=0).max()
+            ts = scored["ts"].to_numpy(dtype=float)
+            hit = pd.Series(ts).map(excess).to_numpy(dtype=float)
+            mask = ~np.isnan(hit)
+            flags[n_train:] |= mask
+            score[n_train:] = np.maximum(score[n_train:], np.nan_to_num(hit, nan=0.0))
     return Verdict(flags, score)
 
 

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -159,3 +160,30 @@ def time_plain_copy(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> 
         copy.write(data)
     conn.commit()
     return time.perf_counter() - started
+
+
+def copy_plain_readings(conn: psycopg.Connection, rows: Iterable[tuple[str, datetime, float, float, float]]) -> None:
+    """COPY (device_id, ts, voltage, current, temperature) rows straight into `sensor_readings`
+    (benchmarks that need a backlog fast; no dedupe, no devices rows)."""
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY sensor_readings (device_id, ts, voltage, current, temperature) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def reset_scan_tables(conn: psycopg.Connection, *, readings: bool) -> None:
+    """Empty the scan's own tables (watermarks, detector states, alerts), and the readings too."""
+    tables = "detector_state, scan_state, alerts" + (", sensor_readings, devices" if readings else "")
+    conn.execute(f"TRUNCATE {tables} CASCADE")
+
+
+def scan_totals(conn: psycopg.Connection) -> tuple[int, int, int | None, int | None]:
+    """(readings counted by all scans, devices with a detector state, min and max readings per state)."""
+    row = conn.execute(
+        "SELECT (SELECT coalesce(sum(readings), 0) FROM scan_state), count(*), min(readings), max(readings) "
+        "FROM detector_state"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), row[2], row[3]
