@@ -27,7 +27,8 @@ a fresh device state scores the whole series in one call with alarms allowed fro
 `train_rows` on (`score_batch`, the function behind the scan's `score_rows`), and the flags are
 its alarm state; the score is its ratio to the threshold. With `forest` (the default, as in
 production) an IsolationForest is first trained on the training rows' replayed context
-features (`normal_feature_rows`, when there are enough) and scored inside the loop;
+features (`normal_feature_rows`, when there are enough, and for devices with at least two
+metrics: it is there for relations between metrics) and scored inside the loop;
 `use_forest(False)` measures the detector without it. Safety limits add their findings (score
 1 + relative excess). Trained forests are kept in a small cache keyed by the training rows'
 content, so a fleet whose histories repeat trains each forest once.
@@ -46,7 +47,7 @@ import pandas as pd
 from gridmon.detection.limits import SafetyLimits
 from gridmon.detection.safety import check_safety
 from gridmon.detection.stream.device import metric_columns, score_batch
-from gridmon.detection.stream.forest import FlatForest, InsufficientData, train_flat_forest
+from gridmon.detection.stream.forest import MIN_METRICS, FlatForest, InsufficientData, train_flat_forest
 from gridmon.detection.stream.state import DeviceState
 from gridmon.detection.stream.training import normal_feature_rows
 
@@ -124,7 +125,8 @@ def detect_series(
     if n_train == n:
         return Verdict(flags, score)
     metrics = metric_columns(data)
-    forest = _forest(data.iloc[:n_train][["ts", *metrics]]) if _settings["forest"] and n_train else None
+    wanted = _settings["forest"] and n_train > 0 and len(metrics) >= MIN_METRICS
+    forest = _forest(data.iloc[:n_train][["ts", *metrics]]) if wanted else None
     _, result = score_batch(DeviceState.new(metrics), data[["device_id", "ts", *metrics]], forest=forest, start=n_train)
     flags[n_train:] = result.output.flag[n_train:]
     score[n_train:] = result.output.ratio[n_train:]

@@ -6,6 +6,10 @@ EWM(z)·√span and the spread EWM(|z|). Jointly these describe how the metrics 
 (a temperature above its expectation while the load is at its own is a different reading from
 both being high), which no single-metric score sees.
 
+Devices with a single metric get no forest (`MIN_METRICS`): its features would be that metric's
+z, shift and spread, which the detector already scores one by one; the forest is there for
+relations between metrics.
+
 Training data are feature rows of normal readings (`out_features` of a kernel run, rows where
 no alarm was open), pooled over a device group. `FlatForest` holds every tree as arrays (split
 feature, split threshold, children, and per node the path length a search ending there adds:
@@ -22,6 +26,7 @@ import joblib
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
+MIN_METRICS = 2  # on one metric the forest would only repeat the dedicated scores (z, shift, spread)
 N_TREES = 32  # scored on every reading in the compiled loop: 32 trees keep it to a few µs
 MAX_SAMPLES = 256
 MIN_ROWS = 256
@@ -133,6 +138,8 @@ class ForestSet:
     params: dict[str, float]
 
     def for_group(self, key: str, n_features: int) -> FlatForest | None:
+        if n_features < 3 * MIN_METRICS:
+            return None
         forest = self.forests.get(key)
         return forest if forest is not None and forest.n_features == n_features else None
 

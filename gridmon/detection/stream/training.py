@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from gridmon.detection.stream.device import metric_columns, score_batch
-from gridmon.detection.stream.forest import FlatForest, ForestSet, InsufficientData, group_key, train_flat_forest
+from gridmon.detection.stream.forest import (
+    MIN_METRICS,
+    FlatForest,
+    ForestSet,
+    InsufficientData,
+    group_key,
+    train_flat_forest,
+)
 from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import DEFAULT_PARAMS
 from gridmon.detection.stream.state import DeviceState
@@ -50,7 +57,10 @@ def train_groups(
     used: dict[str, int] = {}
     reasons = []
     for key, parts in sorted(pooled.items()):
-        rows = np.vstack(parts) if parts else np.zeros((0, 0))
+        if not parts or parts[0].shape[1] < 3 * MIN_METRICS:
+            reasons.append(f"{key}: a forest needs at least {MIN_METRICS} metrics")
+            continue
+        rows = np.vstack(parts)
         try:
             forests[key] = train_flat_forest(rows, random_state=seed)
         except InsufficientData as exc:
