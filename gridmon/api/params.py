@@ -14,9 +14,11 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, BeforeValidator, Field
 
 from gridmon.config import get_settings
+from gridmon.domain import readings
 
 # Same rule as reading validation (gridmon.domain.readings): ids that can exist.
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+DEVICE_ID_PATTERN = readings.DEVICE_ID_PATTERN
+DEVICE_ID_MAX = readings.DEVICE_ID_MAX
 BIGINT_MAX = 2**63 - 1  # ids are bigserial: larger numbers cannot exist and must not reach SQL
 
 MAX_PAGE = 500
@@ -26,6 +28,7 @@ DeviceId = Annotated[
     str,
     Path(
         pattern=DEVICE_ID_PATTERN,
+        max_length=DEVICE_ID_MAX,
         description="Device id (as in the MQTT topic `grid/sensors/<id>`).",
         examples=["meter-1"],
     ),

@@ -106,6 +106,7 @@ class Bridge:
                 now,
                 max_payload_bytes=self.settings.max_payload_bytes,
                 max_future_s=self.settings.max_future_s,
+                topic_filter=self.settings.mqtt_topic,
             )
         except Exception as exc:  # never let one payload stop the network thread
             log.exception("validation failed unexpectedly topic=%s", topic)

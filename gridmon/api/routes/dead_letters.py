@@ -119,6 +119,7 @@ def replay_dead_letter(request: Request, dead_letter_id: RowId) -> Replayed | JS
             time.time(),
             max_payload_bytes=settings.max_payload_bytes,
             max_future_s=settings.max_future_s,
+            topic_filter=settings.mqtt_topic,
         )
         if isinstance(outcome, Rejection):
             return error_response(422, f"still invalid: {outcome.detail}", reason=outcome.reason)
