@@ -281,6 +281,42 @@ class Settings(BaseSettings):
     publish_idle_check_s: float = Field(5.0, ge=0, validation_alias=_env("PUBLISH_IDLE_CHECK_S"))
     """With nothing known to be pending, the ingest path looks at the outbox at most this often."""
 
+    # --- limits against misuse (docs/security.md) -------------------------------------------
+    dead_letter_payload_bytes: int = Field(8192, ge=256, validation_alias=_env("DEAD_LETTER_PAYLOAD_BYTES"))
+    """A dead letter keeps at most this many bytes of its payload, plus the payload's size and SHA-256;
+    a longer payload cannot be replayed."""
+
+    mqtt_max_packet_bytes: int = Field(
+        128 * 1024, ge=1024, le=268_435_455, validation_alias=_env("MQTT_MAX_PACKET_BYTES")
+    )
+    """MQTT 5 Maximum Packet Size the bridge announces: the broker does not deliver larger packets to it."""
+
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=_env("API_MAX_BODY_BYTES"))
+    """Largest request body the API reads (413 above it); a body is read only after the admin token."""
+
+    api_statement_timeout_s: float = Field(5.0, gt=0, validation_alias=_env("API_STATEMENT_TIMEOUT_S"))
+    """PostgreSQL statement_timeout of API requests (a longer query is cancelled: 503)."""
+
+    job_statement_timeout_s: float = Field(600.0, gt=0, validation_alias=_env("JOB_STATEMENT_TIMEOUT_S"))
+    """PostgreSQL statement_timeout of everything else (ingest, scan, retrain, predict, CLI)."""
+
+    api_max_rows_per_request: int = Field(
+        5_000_000, ge=1000, validation_alias=_env("API_MAX_ROWS_PER_REQUEST")
+    )
+    """Most readings one API request may aggregate (estimated from the device's rate); more = 400."""
+
+    ready_cache_s: float = Field(5.0, ge=0, validation_alias=_env("READY_CACHE_S"))
+    """`/ready` answers from checks at most this old (one round of checks however many callers)."""
+
+    live_max_streams: int = Field(100, ge=1, validation_alias=_env("LIVE_MAX_STREAMS"))
+    """Open dashboard event streams per API process; more are refused with 503."""
+
+    live_max_streams_per_client: int = Field(4, ge=1, validation_alias=_env("LIVE_MAX_STREAMS_PER_CLIENT"))
+    """Open dashboard event streams per client address; more are refused with 503."""
+
+    session_ttl_s: float = Field(12 * 3600.0, ge=60, validation_alias=_env("SESSION_TTL_S"))
+    """Lifetime of the dashboard's session cookie (HttpOnly, SameSite=Strict), which stands in for the token."""
+
     @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:
         if self.model_dir is None:

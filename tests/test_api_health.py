@@ -15,7 +15,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from gridmon.domain.readings import DeadLetter
+from gridmon.domain.readings import dead_letter
 from gridmon.heartbeat import beat_key, bridge_key
 from gridmon.storage.dead_letters import write_dead_letters
 from tests.api_support import ADMIN, ClientFactory, add_alert, add_readings, bearer, make_client
@@ -138,7 +138,7 @@ def test_metrics_gauges_from_the_tables(db, make_client: ClientFactory) -> None:
     with db.transaction(), db.cursor() as cur:
         write_dead_letters(
             cur,
-            [DeadLetter(time.time(), "t", b"x", reason, "d") for reason in ("not_json", "not_json", "non_finite")],
+            [dead_letter(time.time(), "t", b"x", reason, "d", keep_bytes=64) for reason in ("not_json", "not_json", "non_finite")],
         )
     add_alert(db, "on-1", "voltage", severity="high")
     add_alert(db, "on-2", "voltage", severity="high")

@@ -13,6 +13,7 @@ allocation where it can and keeps the checks flat.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -77,15 +78,43 @@ class Rejection:
     detail: str
 
 
+MAX_TOPIC_CHARS = 256
+MAX_DETAIL_CHARS = 500
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A payload that could not be turned into a reading, as stored in `dead_letters`."""
+    """A payload that could not be turned into a reading, as stored in `dead_letters`.
+
+    `payload` may be a prefix of what was received: `size` and `sha256` describe the whole.
+    Build one with `dead_letter()`, which cuts payload, topic and detail to their bounds."""
 
     received_at: float
     topic: str
     payload: bytes
     reason: str
     detail: str
+    size: int
+    sha256: bytes
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.payload) < self.size
+
+
+def dead_letter(
+    received_at: float, topic: str, payload: bytes, reason: str, detail: str, *, keep_bytes: int
+) -> DeadLetter:
+    """A dead letter keeping at most `keep_bytes` of the payload (plus its size and SHA-256)."""
+    return DeadLetter(
+        received_at,
+        topic[:MAX_TOPIC_CHARS].replace("\x00", "\\x00"),  # text columns cannot hold NUL
+        payload[:keep_bytes],
+        reason,
+        detail[:MAX_DETAIL_CHARS].replace("\x00", "\\x00"),
+        len(payload),
+        hashlib.sha256(payload).digest(),
+    )
 
 
 # Reasons, as stored in dead_letters.reason and labelled in metrics.
