@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -142,7 +143,7 @@ def test_hardening_migration_moves_out_of_range_rows_then_checks_ts(migrated_dat
         ]
         assert len(letters[0][2]) == 8192  # only the prefix is kept
         assert b'"voltage": 230' in bytes(letters[1][2]) or b'"voltage":230' in bytes(letters[1][2])
-        seen = dict(conn.execute("SELECT device_id, first_seen FROM devices").fetchall())
+        seen: dict[str, Any] = dict(conn.execute("SELECT device_id, first_seen FROM devices").fetchall())
         assert seen["dev-a"].year == 2026 and seen["dev-z"].year == 2099  # no readings left: clamped
         assert [r[0] for r in conn.execute("SELECT metric FROM alerts")] == ["current"]
         for stamp in ("0001-01-01T00:00:00+14:00", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"):
