@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field("gridmon-bridge", validation_alias=_env("MQTT_CLIENT_ID"))
     """Bridge client id. The persistent session is keyed by it: keep it stable per bridge."""
 
+    mqtt_password_file: Path | None = Field(None, validation_alias=_env("MQTT_PASSWORD_FILE"))
+    """Mosquitto password file that `gridmon devices credentials add|revoke` manages (deploy: per-device logins)."""
+
     mqtt_shared_group: str | None = Field(None, validation_alias=_env("MQTT_SHARED_GROUP"))
     """When set, subscribe `$share/<group>/<topic>` so several bridges split the load."""
 

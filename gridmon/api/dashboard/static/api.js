@@ -16,6 +16,7 @@ export async function loadSession() {
   } catch {
     sessionRole = null;
   }
+  window.dispatchEvent(new CustomEvent("gridmon:session"));
   return sessionRole;
 }
 

@@ -139,6 +139,7 @@ function bindTokenDialog() {
     $("token-button").textContent = getRole() ? "Token ✓" : "Token";
   };
   label();
+  window.addEventListener("gridmon:session", label);
   window.addEventListener("gridmon:token", () => {
     label();
     live.start();
@@ -151,6 +152,6 @@ function bindTokenDialog() {
 
 bindTokenDialog();
 window.addEventListener("hashchange", route);
-loadSession().then(() => {
-  window.dispatchEvent(new CustomEvent("gridmon:token")); // label, stream and view follow the session
-});
+route();
+live.start();
+loadSession(); // the cookie needs no loading; this only tells the token button what it allows
