@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     )
     """PostgreSQL/TimescaleDB URL (libpq form; `postgresql+psycopg://` is accepted too)."""
 
+    database_owner_url: str | None = Field(None, validation_alias=_env("DATABASE_OWNER_URL"))
+    """The schema owner's URL, for `gridmon migrate` and `gridmon db app-role`; default GRIDMON_DATABASE_URL.
+    Set both to run the processes as a least-privilege role (docs/security.md)."""
+
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "REDIS_URL"))
     """Redis for alerts, heartbeats and (by default) the Celery broker and result backend."""
 
@@ -156,9 +160,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".gridmon"), validation_alias=_env("DATA_DIR"))
     """Working directory for local state (models, ground truth, embedded services)."""
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_owner_url")
     @classmethod
-    def _normalise_db_url(cls, value: str) -> str:
+    def _normalise_db_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         scheme = parts.scheme.split("+", 1)[0]
         if scheme == "postgres":
@@ -166,6 +172,11 @@ class Settings(BaseSettings):
         if scheme != "postgresql":
             raise ValueError(f"GRIDMON_DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
         return urlunsplit((scheme, *parts[1:]))
+
+    @field_validator("database_owner_url", mode="before")
+    @classmethod
+    def _no_owner_url(cls, value: object) -> object:
+        return value or None
 
     @field_validator("mqtt_protocol")
     @classmethod
@@ -193,6 +204,11 @@ class Settings(BaseSettings):
         if not self.result_backend:
             self.result_backend = self.redis_url
         return self
+
+    @property
+    def owner_url(self) -> str:
+        """The URL migrations run with (`database_owner_url`, else `database_url`)."""
+        return self.database_owner_url or self.database_url
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -319,6 +335,15 @@ class Settings(BaseSettings):
 
     session_ttl_s: float = Field(12 * 3600.0, ge=60, validation_alias=_env("SESSION_TTL_S"))
     """Lifetime of the dashboard's session cookie (HttpOnly, SameSite=Strict), which stands in for the token."""
+
+    @model_validator(mode="after")
+    def _packet_fits_payload(self) -> Settings:
+        if self.mqtt_max_packet_bytes < self.max_payload_bytes + 1024:
+            raise ValueError(
+                "GRIDMON_MQTT_MAX_PACKET_BYTES must exceed GRIDMON_MAX_PAYLOAD_BYTES by at least 1024 (topic and "
+                "header), or oversized payloads are dropped by the broker instead of dead-lettered"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:

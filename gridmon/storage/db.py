@@ -134,11 +134,12 @@ def ensure_database(url: str | None = None) -> bool:
 
 
 def migrate(url: str | None = None, revision: str = "head") -> None:
-    """`alembic upgrade head` on the configured database, creating the database first if missing."""
+    """`alembic upgrade head` on the configured database as its owner (GRIDMON_DATABASE_OWNER_URL,
+    else GRIDMON_DATABASE_URL), creating the database first if missing."""
     from alembic import command
     from alembic.config import Config
 
-    url = url or get_settings().database_url
+    url = url or get_settings().owner_url
     ensure_database(url)
     cfg = Config(str(REPO_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(REPO_ROOT / "alembic"))
