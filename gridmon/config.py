@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     """Bridge client id. The persistent session is keyed by it: keep it stable per bridge."""
 
     mqtt_password_file: Path | None = Field(None, validation_alias=_env("MQTT_PASSWORD_FILE"))
-    """Mosquitto password file that `gridmon devices credentials add` and `revoke` manage (deploy: per-device logins)."""
+    """Mosquitto password file `gridmon devices credentials add` and `revoke` manage (per-device logins)."""
 
     mqtt_shared_group: str | None = Field(None, validation_alias=_env("MQTT_SHARED_GROUP"))
     """When set, subscribe `$share/<group>/<topic>` so several bridges split the load."""

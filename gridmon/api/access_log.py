@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from http import HTTPMethod
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,7 +57,7 @@ def _kv(value: str) -> str:
 
 # Label values come from fixed sets only: uvicorn accepts any token as a method, and a label per
 # made-up method would grow /metrics without bound.
-METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+METHODS = frozenset(HTTPMethod) - {HTTPMethod.CONNECT, HTTPMethod.TRACE}
 
 
 def method_label(method: str) -> str:

@@ -16,6 +16,7 @@ of a guess was right. The token itself is never logged.
 from __future__ import annotations
 
 import hmac
+from http import HTTPMethod
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -78,7 +79,7 @@ def _who(request: Request, credentials: HTTPAuthorizationCredentials | None) -> 
     return caller(_settings(request), bearer, request.headers.get("cookie"))
 
 
-UNSAFE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+UNSAFE_METHODS = frozenset((HTTPMethod.POST, HTTPMethod.PUT, HTTPMethod.PATCH, HTTPMethod.DELETE))
 CSRF_HEADER = "x-requested-with"
 
 

@@ -141,6 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # Responses every route may give, for the OpenAPI document.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "A cursor the API did not issue, or a range over the readings budget"},
     422: {"model": ErrorBody, "description": "Invalid parameters"},
     503: {"model": ErrorBody, "description": "A backing service (database, Redis, broker) is unavailable"},
 }
