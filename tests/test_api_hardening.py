@@ -20,7 +20,7 @@ from gridmon.api import create_app
 from gridmon.config import Settings
 from gridmon.domain.maintenance import MaintenancePrediction
 from gridmon.storage import db as storage_db
-from gridmon.storage.predictions import insert_prediction, latest_predictions_page
+from gridmon.storage.predictions import insert_prediction
 from tests.api_support import ADMIN, READER, ClientFactory, add_readings, bearer, make_client
 from tests.conftest import TEST_REDIS_URL
 from tests.test_dashboard_live import ServerThread
@@ -228,6 +228,8 @@ def _prediction(device: str, at: datetime, level: str) -> MaintenancePrediction:
 
 
 def test_predictions_are_served_from_the_latest_rows_by_index(db: psycopg.Connection, make_client: ClientFactory) -> None:
+    from gridmon.storage.predictions import latest_predictions_page
+
     now = _now()
     levels = ("low", "medium", "high", "critical")
     with db.transaction():
@@ -320,3 +322,21 @@ def test_old_sessions_expire(make_client: ClientFactory) -> None:
     value, expires = session.issue(settings, "read", now=time.time() - 10 * 86400)
     assert expires < time.time() and session.verify(settings, value) is None
     assert session.verify(settings, value.replace("read.", "admin.", 1)) is None  # role is signed
+
+
+def test_replaying_a_year_0_dead_letter_is_refused_not_stored(db: psycopg.Connection, make_client: ClientFactory) -> None:
+    import orjson
+
+    from gridmon.domain.readings import dead_letter
+    from gridmon.storage.dead_letters import write_dead_letters
+
+    doc = {"timestamp": "0001-01-01T00:00:00+14:00", "voltage": 230.0, "current": 4.0, "temperature": 35.0}
+    with db.cursor() as cur:
+        write_dead_letters(
+            cur, [dead_letter(time.time(), "grid/sensors/dev-0", orjson.dumps(doc), "bad_timestamp", "t", keep_bytes=8192)]
+        )
+    [letter_id] = [row[0] for row in db.execute("SELECT id FROM dead_letters")]
+    response = make_client().post(f"/dead-letters/{letter_id}/replay", headers=bearer(ADMIN))
+    assert response.status_code == 422 and response.json()["reason"] == "bad_timestamp"
+    assert db.execute("SELECT count(*) FROM sensor_readings").fetchone() == (0,)
+    assert make_client().get("/devices").status_code == 200

@@ -64,3 +64,8 @@ def test_the_broker_has_per_device_logins_and_an_acl() -> None:
     # The password file is kept across restarts (device logins live in it), never recreated.
     assert "mosquitto_passwd -c" not in str(compose["mosquitto-passwd"]["command"])
     assert compose["credentials"]["entrypoint"] == ["gridmon", "devices", "credentials"]
+
+
+def test_flower_is_published_on_loopback_only() -> None:
+    # Flower answers /metrics and /healthcheck without its login.
+    assert _compose()["services"]["flower"]["ports"] == ["127.0.0.1:5555:5555"]

@@ -77,8 +77,8 @@ def test_batch_of_only_good_rows_takes_the_fast_path(db, redis_client):
 @pytest.fixture()
 def without_ts_check(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """The table as it was before migration 0006 (no CHECK on ts), restored afterwards."""
-    db.execute("ALTER TABLE sensor_readings DROP CONSTRAINT sensor_readings_ts_range")
-    db.execute("ALTER TABLE devices DROP CONSTRAINT devices_seen_range")
+    db.execute("ALTER TABLE sensor_readings DROP CONSTRAINT IF EXISTS sensor_readings_ts_range")
+    db.execute("ALTER TABLE devices DROP CONSTRAINT IF EXISTS devices_seen_range")
     try:
         yield db
     finally:

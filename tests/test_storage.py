@@ -121,3 +121,20 @@ def test_a_dead_lettered_row_is_in_a_replayable_form() -> None:
     row = ("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})
     assert row_topic(row) == "grid/sensors/dev_r"
     assert parse_reading(row_topic(row), row_payload(row), T0 + 1) == Reading("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})
+
+
+def test_an_oversized_payload_travels_and_is_kept_as_a_prefix_its_size_and_hash(db: psycopg.Connection) -> None:
+    import base64
+    import hashlib
+
+    from gridmon.domain.wire import decode_dead
+    from gridmon.jobs.ingest import store_batch
+
+    payload = b'{"voltage": 1' + b"0" * (1024 * 1024) + b"}"
+    item = encode_dead(T0, "grid/sensors/big", payload, Rejection("too_large", "payload is 1 MB"), keep_bytes=8192)
+    assert len(base64.b64decode(item[2])) == 8192  # what crosses the Celery broker
+    letter = decode_dead(item)
+    assert (letter.size, letter.sha256, letter.truncated) == (len(payload), hashlib.sha256(payload).digest(), True)
+    store_batch([], [item])
+    stored = db.execute("SELECT length(payload), payload_size, payload_sha256 FROM dead_letters").fetchone()
+    assert stored == (8192, len(payload), hashlib.sha256(payload).digest())
