@@ -107,7 +107,7 @@ def test_one_outbox_migration_keeps_every_row_both_ways(migrated_database: str) 
 def test_hardening_migration_moves_out_of_range_rows_then_checks_ts(migrated_database: str) -> None:
     url = migrated_database + "_hardening"
     _fresh(url)
-    _alembic(url, "upgrade", "0005_one_outbox")
+    _alembic(url, "upgrade", "0006_stream_detector")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature) VALUES"
@@ -157,5 +157,5 @@ def test_hardening_migration_moves_out_of_range_rows_then_checks_ts(migrated_dat
                 assert "sensor_readings_ts_range" in str(exc)
             else:
                 raise AssertionError(f"{stamp} was stored")
-    _alembic(url, "downgrade", "0005_one_outbox")
+    _alembic(url, "downgrade", "0006_stream_detector")
     _alembic(url, "upgrade", "head")

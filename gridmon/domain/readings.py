@@ -48,7 +48,7 @@ _METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _RESERVED = frozenset(("device_id", "timestamp", "ts", *CORE_METRICS, "extra"))
 
 # The one accepted time range, for every timestamp form (ISO-8601 with any offset, epoch seconds,
-# epoch milliseconds) and for the `sensor_readings.ts` CHECK (migration 0006): [2000-01-01,
+# epoch milliseconds) and for the `sensor_readings.ts` CHECK (migration 0007): [2000-01-01,
 # 2100-01-01) UTC. In seconds that is [9.5e8, 4.1e9), in milliseconds [9.5e11, 4.1e12): the two
 # numeric ranges do not overlap, so a number is read as seconds or as milliseconds by where it
 # falls, and anything between or outside them (e.g. 253402300799, year 9999 in seconds) is

@@ -1,7 +1,7 @@
 """Hardening: one accepted time range enforced by the database; dead letters keep a bounded prefix.
 
-Revision ID: 0006_hardening
-Revises: 0005_one_outbox
+Revision ID: 0007_hardening
+Revises: 0006_stream_detector
 Create Date: 2026-12-01
 
 - `sensor_readings.ts` must lie in [2000-01-01, 2100-01-01) UTC (CHECK `sensor_readings_ts_range`),
@@ -13,7 +13,8 @@ Create Date: 2026-12-01
   nothing is silently lost, then leaves the table. Devices whose first/last seen times were
   outside the range get the span of their remaining readings (or the range's edges when none
   remain). Alerts opened, last seen or valued outside the range were raised by such readings:
-  they are deleted with their outbox rows, and `alert_readings` rows outside the range too.
+  they are deleted with their outbox rows, and `alert_readings` rows outside the range too; a
+  detector state whose last reading was outside it is dropped (the device starts afresh).
 - `dead_letters` gains `payload_size` and `payload_sha256` (of the whole payload as received);
   `payload` keeps at most the first GRIDMON_DEAD_LETTER_PAYLOAD_BYTES bytes. Existing payloads
   longer than that are cut here too.
@@ -32,8 +33,8 @@ from alembic import op
 
 from gridmon.config import get_settings
 
-revision = "0006_hardening"
-down_revision = "0005_one_outbox"
+revision = "0007_hardening"
+down_revision = "0006_stream_detector"
 branch_labels = None
 depends_on = None
 
@@ -67,7 +68,7 @@ def _move_readings() -> None:
             )
             INSERT INTO dead_letters (topic, payload, payload_size, payload_sha256, reason, detail)
             SELECT 'grid/sensors/' || device_id, body, length(body), sha256(body), 'bad_timestamp',
-                   'moved by migration 0006: ts outside 2000-01-01T00:00:00Z .. 2100-01-01T00:00:00Z'
+                   'moved by migration 0007: ts outside 2000-01-01T00:00:00Z .. 2100-01-01T00:00:00Z'
             FROM letters
             """
         )
@@ -102,6 +103,8 @@ def _drop_alerts() -> None:
         )
     ).rowcount
     bind.execute(sa.text(f"DELETE FROM alert_readings WHERE {_outside('ts')}"))
+    # A device whose detector state ends at such a reading starts afresh with its next one.
+    bind.execute(sa.text(f"DELETE FROM detector_state WHERE {_outside('last_ts')}"))
     if gone:
         log.warning("deleted %d alert(s) raised by readings stamped outside [2000, 2100)", gone)
 
