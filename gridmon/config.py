@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     )
     """PostgreSQL/TimescaleDB URL (libpq form; `postgresql+psycopg://` is accepted too)."""
 
+    database_owner_url: str | None = Field(None, validation_alias=_env("DATABASE_OWNER_URL"))
+    """The schema owner's URL, for `gridmon migrate` and `gridmon db app-role`; default GRIDMON_DATABASE_URL.
+    Set both to run the processes as a least-privilege role (docs/security.md)."""
+
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "REDIS_URL"))
     """Redis for alerts, heartbeats and (by default) the Celery broker and result backend."""
 
@@ -64,6 +68,9 @@ class Settings(BaseSettings):
 
     mqtt_client_id: str = Field("gridmon-bridge", validation_alias=_env("MQTT_CLIENT_ID"))
     """Bridge client id. The persistent session is keyed by it: keep it stable per bridge."""
+
+    mqtt_password_file: Path | None = Field(None, validation_alias=_env("MQTT_PASSWORD_FILE"))
+    """Mosquitto password file `gridmon devices credentials add` and `revoke` manage (per-device logins)."""
 
     mqtt_shared_group: str | None = Field(None, validation_alias=_env("MQTT_SHARED_GROUP"))
     """When set, subscribe `$share/<group>/<topic>` so several bridges split the load."""
@@ -153,9 +160,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".gridmon"), validation_alias=_env("DATA_DIR"))
     """Working directory for local state (models, ground truth, embedded services)."""
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_owner_url")
     @classmethod
-    def _normalise_db_url(cls, value: str) -> str:
+    def _normalise_db_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         scheme = parts.scheme.split("+", 1)[0]
         if scheme == "postgres":
@@ -163,6 +172,11 @@ class Settings(BaseSettings):
         if scheme != "postgresql":
             raise ValueError(f"GRIDMON_DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
         return urlunsplit((scheme, *parts[1:]))
+
+    @field_validator("database_owner_url", mode="before")
+    @classmethod
+    def _no_owner_url(cls, value: object) -> object:
+        return value or None
 
     @field_validator("mqtt_protocol")
     @classmethod
@@ -190,6 +204,11 @@ class Settings(BaseSettings):
         if not self.result_backend:
             self.result_backend = self.redis_url
         return self
+
+    @property
+    def owner_url(self) -> str:
+        """The URL migrations run with (`database_owner_url`, else `database_url`)."""
+        return self.database_owner_url or self.database_url
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -280,6 +299,51 @@ class Settings(BaseSettings):
 
     publish_idle_check_s: float = Field(5.0, ge=0, validation_alias=_env("PUBLISH_IDLE_CHECK_S"))
     """With nothing known to be pending, the ingest path looks at the outbox at most this often."""
+
+    # --- limits against misuse (docs/security.md) -------------------------------------------
+    dead_letter_payload_bytes: int = Field(8192, ge=256, validation_alias=_env("DEAD_LETTER_PAYLOAD_BYTES"))
+    """A dead letter keeps at most this many bytes of its payload, plus the payload's size and SHA-256;
+    a longer payload cannot be replayed."""
+
+    mqtt_max_packet_bytes: int = Field(
+        128 * 1024, ge=1024, le=268_435_455, validation_alias=_env("MQTT_MAX_PACKET_BYTES")
+    )
+    """MQTT 5 Maximum Packet Size the bridge announces: the broker does not deliver larger packets to it."""
+
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=_env("API_MAX_BODY_BYTES"))
+    """Largest request body the API reads (413 above it); a body is read only after the admin token."""
+
+    api_statement_timeout_s: float = Field(5.0, gt=0, validation_alias=_env("API_STATEMENT_TIMEOUT_S"))
+    """PostgreSQL statement_timeout of API requests (a longer query is cancelled: 503)."""
+
+    job_statement_timeout_s: float = Field(600.0, gt=0, validation_alias=_env("JOB_STATEMENT_TIMEOUT_S"))
+    """PostgreSQL statement_timeout of everything else (ingest, scan, retrain, predict, CLI)."""
+
+    api_max_rows_per_request: int = Field(
+        5_000_000, ge=1000, validation_alias=_env("API_MAX_ROWS_PER_REQUEST")
+    )
+    """Most readings one API request may aggregate (estimated from the device's rate); more = 400."""
+
+    ready_cache_s: float = Field(5.0, ge=0, validation_alias=_env("READY_CACHE_S"))
+    """`/ready` answers from checks at most this old (one round of checks however many callers)."""
+
+    live_max_streams: int = Field(100, ge=1, validation_alias=_env("LIVE_MAX_STREAMS"))
+    """Open dashboard event streams per API process; more are refused with 503."""
+
+    live_max_streams_per_client: int = Field(4, ge=1, validation_alias=_env("LIVE_MAX_STREAMS_PER_CLIENT"))
+    """Open dashboard event streams per client address; more are refused with 503."""
+
+    session_ttl_s: float = Field(12 * 3600.0, ge=60, validation_alias=_env("SESSION_TTL_S"))
+    """Lifetime of the dashboard's session cookie (HttpOnly, SameSite=Strict), which stands in for the token."""
+
+    @model_validator(mode="after")
+    def _packet_fits_payload(self) -> Settings:
+        if self.mqtt_max_packet_bytes < self.max_payload_bytes + 1024:
+            raise ValueError(
+                "GRIDMON_MQTT_MAX_PACKET_BYTES must exceed GRIDMON_MAX_PAYLOAD_BYTES by at least 1024 (topic and "
+                "header), or oversized payloads are dropped by the broker instead of dead-lettered"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:

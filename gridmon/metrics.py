@@ -78,6 +78,27 @@ def ingest() -> IngestMetrics:
     )
 
 
+QUARANTINE_JOBS = ("ingest", "safety", "scan")
+JOB_FAILURE_REASONS = ("ingest_refused", "safety_failed", "scan_failed")
+
+
+@functools.lru_cache(maxsize=1)
+def _quarantine_counter() -> Counter:
+    return Counter(
+        "gridmon_quarantined_readings",
+        "Readings a job could not process and set aside (dead-lettered, or left to the scan), by job and reason",
+        ["job", "reason"],
+    )
+
+
+def count_quarantined(job: str, reason: str, n: int = 1) -> None:
+    """Count readings a job set aside. Label values come from fixed sets (others become `other`)."""
+    from gridmon.domain.readings import REASONS
+
+    known = reason in REASONS or reason in JOB_FAILURE_REASONS
+    _quarantine_counter().labels(job if job in QUARANTINE_JOBS else "other", reason if known else "other").inc(n)
+
+
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     """Observe many values at once: one increment per bucket instead of one per value.
 
@@ -134,6 +155,7 @@ def use_multiprocess_values() -> None:
 
     values.ValueClass = values.MultiProcessValue()
     ingest.cache_clear()
+    _quarantine_counter.cache_clear()
 
 
 def mark_dead(pid: int) -> None:

@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-from gridmon.domain.readings import DeadLetter
+from gridmon.domain.readings import dead_letter
 from gridmon.storage.dead_letters import write_dead_letters
 from tests.api_support import ADMIN, ClientFactory, add_alert, bearer, make_client
 
@@ -114,7 +114,7 @@ def test_ack_without_body_and_unknown_alert(db, make_client: ClientFactory) -> N
 def _dead(db, *letters: tuple[str, bytes, str]) -> list[int]:
     with db.transaction(), db.cursor() as cur:
         write_dead_letters(
-            cur, [DeadLetter(time.time(), topic, payload, reason, "test") for topic, payload, reason in letters]
+            cur, [dead_letter(time.time(), topic, payload, reason, "test", keep_bytes=8192) for topic, payload, reason in letters]
         )
     return [row[0] for row in db.execute("SELECT id FROM dead_letters ORDER BY id")]
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from gridmon.domain.readings import DeadLetter
+from gridmon.domain.readings import dead_letter
 from gridmon.heartbeat import beat_key, bridge_key
 from gridmon.storage.dead_letters import write_dead_letters
 from tests.api_support import ADMIN, ClientFactory, add_alert, add_readings, bearer, make_client
@@ -80,16 +80,16 @@ def test_ready_turns_503_when_redis_stops(db, own_redis, make_client: ClientFact
     seed.set(bridge_key("test-bridge"), f"{now:.3f}")
     seed.set(beat_key(), f"{now:.3f}")
     seed.close()
-    client = make_client(GRIDMON_REDIS_URL=url)
+    client = make_client(GRIDMON_REDIS_URL=url, GRIDMON_READY_CACHE_S="0")
 
-    before = client.get("/ready").json()
+    before = client.get("/ready", headers=bearer(ADMIN)).json()
     assert before["checks"]["redis"]["ok"] is True
     assert before["checks"]["bridge"]["ok"] is True and before["checks"]["beat"]["ok"] is True
     assert before["checks"]["database"]["ok"] is True
 
     proc.terminate()
     proc.wait(timeout=10)
-    after = client.get("/ready")
+    after = client.get("/ready", headers=bearer(ADMIN))
     assert after.status_code == 503
     body = after.json()
     assert body["status"] == "not_ready"
@@ -108,9 +108,9 @@ def test_ready_is_200_when_everything_answers(db, redis_client, make_client: Cli
     now = time.time()
     redis_client.set(bridge_key("test-bridge"), f"{now:.3f}")
     redis_client.set(beat_key(), f"{now:.3f}")
-    client = make_client()
+    client = make_client(GRIDMON_READY_CACHE_S="0")
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        response = client.get("/ready")
+        response = client.get("/ready", headers=bearer(ADMIN))
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready" and body["failed"] == []
@@ -118,7 +118,7 @@ def test_ready_is_200_when_everything_answers(db, redis_client, make_client: Cli
 
     # A stale bridge heartbeat fails the check and names its age.
     redis_client.set(bridge_key("test-bridge"), f"{now - 600:.3f}")
-    stale = client.get("/ready").json()
+    stale = client.get("/ready", headers=bearer(ADMIN)).json()
     assert "bridge" in stale["failed"] and "old" in stale["checks"]["bridge"]["detail"]
 
 
@@ -138,7 +138,7 @@ def test_metrics_gauges_from_the_tables(db, make_client: ClientFactory) -> None:
     with db.transaction(), db.cursor() as cur:
         write_dead_letters(
             cur,
-            [DeadLetter(time.time(), "t", b"x", reason, "d") for reason in ("not_json", "not_json", "non_finite")],
+            [dead_letter(time.time(), "t", b"x", reason, "d", keep_bytes=64) for reason in ("not_json", "not_json", "non_finite")],
         )
     add_alert(db, "on-1", "voltage", severity="high")
     add_alert(db, "on-2", "voltage", severity="high")
@@ -206,7 +206,7 @@ def test_database_down_is_503_naming_the_setting(make_client: ClientFactory) -> 
         response = client.get("/devices")
         assert response.status_code == 503
         assert "GRIDMON_DATABASE_URL" in response.json()["detail"]
-        ready = client.get("/ready").json()
+        ready = client.get("/ready", headers=bearer(ADMIN)).json()
         assert ready["checks"]["database"]["ok"] is False
         metrics = _metric_values(client.get("/metrics").text)
         assert metrics[("gridmon_api_database_up", ())] == 0

@@ -44,6 +44,7 @@ class ServerThread:
     """`app` served by uvicorn on a free local port from a daemon thread."""
 
     def __init__(self, app: FastAPI) -> None:
+        self.app = app
         self.port = free_port()
         config = uvicorn.Config(
             app,
@@ -214,21 +215,60 @@ def server(db) -> Iterator[ServerThread]:
         yield running
 
 
+def session_cookie(client: httpx.Client, base: str, token: str) -> httpx.Cookies:
+    """The session cookie `POST /ui/session` sets for `token`."""
+    response = client.post(base + "/ui/session", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert "HttpOnly" in response.headers["set-cookie"] and "SameSite=Strict" in response.headers["set-cookie"]
+    return response.cookies
+
+
 def test_stream_follows_the_read_rules(server: ServerThread) -> None:
     url = server.url + "/live/events"
     with httpx.Client(timeout=10) as client:
         refused = client.get(url)
         assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
-        assert client.get(url, params={"token": WRONG}).status_code == 401
         assert client.get(url, headers=bearer(WRONG)).status_code == 401
-        assert client.get(url, params={"token": READER, "other": "1"}).status_code == 422
-        for token, headers in ((READER, {}), (ADMIN, {}), (None, bearer(READER))):
-            params = {"token": token} if token else {}
-            with client.stream("GET", url, params=params, headers=headers) as response:
+        # A token in the URL is no longer taken: the parameter does not exist.
+        assert client.get(url, params={"token": READER}, headers=bearer(READER)).status_code == 422
+        assert client.post(server.url + "/ui/session", headers=bearer(WRONG)).status_code == 401
+        for cookies, headers in (
+            (session_cookie(client, server.url, READER), {}),
+            (session_cookie(client, server.url, ADMIN), {}),
+            (None, bearer(READER)),
+        ):
+            client.cookies.clear()
+            with client.stream("GET", url, headers=headers, cookies=cookies) as response:
                 assert response.status_code == 200
                 assert response.headers["content-type"].startswith("text/event-stream")
                 events = read_events(response.iter_lines(), until="summary")
                 assert events[0].name == "hello"
+
+
+def test_streams_are_capped_per_client_and_in_total(db) -> None:
+    settings = Settings.model_validate(
+        {"admin_token": ADMIN, "read_token": None, "redis_url": TEST_REDIS_URL, "live_max_streams_per_client": 2}
+    )
+    with ServerThread(create_app(settings)) as running, httpx.Client(timeout=10) as client:
+        url = running.url + "/live/events"
+        with client.stream("GET", url) as first, client.stream("GET", url) as second:
+            assert (first.status_code, second.status_code) == (200, 200)
+            third = client.get(url)
+            assert third.status_code == 503 and "GRIDMON_LIVE_MAX_STREAMS_PER_CLIENT" in third.json()["detail"]
+            assert third.headers["retry-after"]
+        # Both ended: their slots are free again.
+        assert wait_until(lambda: running.app.state.stream_slots.open == 0, timeout=10)
+        with client.stream("GET", url) as again:
+            assert again.status_code == 200
+    total = Settings.model_validate({"admin_token": ADMIN, "redis_url": TEST_REDIS_URL, "live_max_streams": 1})
+    with (
+        ServerThread(create_app(total)) as running,
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", running.url + "/live/events") as first,
+    ):
+        assert first.status_code == 200
+        refused = client.get(running.url + "/live/events")
+        assert refused.status_code == 503 and "GRIDMON_LIVE_MAX_STREAMS" in refused.json()["detail"]
 
 
 def test_stream_is_open_without_a_read_token(db) -> None:
@@ -248,7 +288,7 @@ def test_stream_relays_alert_messages_from_redis(server: ServerThread) -> None:
     publisher = redis.Redis.from_url(TEST_REDIS_URL)
     with (
         httpx.Client(timeout=20) as client,
-        client.stream("GET", server.url + "/live/events", params={"token": READER}) as response,
+        client.stream("GET", server.url + "/live/events", headers=bearer(READER)) as response,
     ):
         lines = response.iter_lines()
         read_events(lines, until="summary")  # subscribed: the hub sends summaries once it runs

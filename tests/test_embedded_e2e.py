@@ -166,6 +166,14 @@ def test_gridmon_up_embedded_end_to_end(tmp_path: Path) -> None:
             up.wait()
     assert still_running(tree) == []
     assert not [name for name, port in state["ports"].items() if accepts(port)]
+    # The secrets `up` generated are in .env only: not in its output (redirected to a file here, as
+    # a service manager would) nor in any log file of its children.
+    generated = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines() if "=" in line)
+    secrets = [generated["GRIDMON_ADMIN_TOKEN"], generated["GRIDMON_FLOWER_PASSWORD"]]
+    assert "read them in .env" in log_path.read_text()
+    for path in [log_path, *(data_dir / "logs").glob("*.log")]:
+        text = path.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], path
     assert not state_file.exists()
 
     # The data persists: the same servers on the same directory still have the reading and the alert.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -101,3 +102,60 @@ def test_one_outbox_migration_keeps_every_row_both_ways(migrated_database: str) 
         ("dev-m", 1, {"risk_level": "critical"}, False),
         ("dev-m", 1, {"risk_level": "high"}, True),
     ]
+
+
+def test_hardening_migration_moves_out_of_range_rows_then_checks_ts(migrated_database: str) -> None:
+    url = migrated_database + "_hardening"
+    _fresh(url)
+    _alembic(url, "upgrade", "0006_stream_detector")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature) VALUES"
+            " ('dev-a', '0001-01-01T00:00:00+14:00', 230, 4, 35),"
+            " ('dev-a', '2026-01-01T00:00:00Z', 231, 4, 35),"
+            " ('dev-z', '9999-12-31T23:59:59Z', 232, 4, 35)"
+        )
+        conn.execute(
+            "INSERT INTO devices (device_id, first_seen, last_seen, kind) VALUES"
+            " ('dev-a', '0001-01-01T00:00:00+14:00', '2026-01-01T00:00:00Z', NULL),"
+            " ('dev-z', '9999-12-31T23:59:59Z', '9999-12-31T23:59:59Z', 'meter')"
+        )
+        conn.execute(
+            "INSERT INTO alerts (device_id, metric, detector, severity, opened_at, last_seen_at) VALUES"
+            " ('dev-a', 'voltage', 'safety', 'high', '0001-01-01T00:00:00+14:00', '2026-01-01T00:00:00Z'),"
+            " ('dev-a', 'current', 'safety', 'high', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        )
+        conn.execute(
+            "INSERT INTO dead_letters (topic, payload, reason, detail) VALUES ('grid/sensors/x', %s, 'too_large', 'd')",
+            (b"x" * 100_000,),
+        )
+    _alembic(url, "upgrade", "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT device_id, ts FROM sensor_readings").fetchall()
+        assert [(d, t.year) for d, t in rows] == [("dev-a", 2026)]
+        letters = conn.execute(
+            "SELECT topic, reason, payload, payload_size FROM dead_letters ORDER BY id"
+        ).fetchall()
+        assert [(t, r, s) for t, r, _, s in letters] == [
+            ("grid/sensors/x", "too_large", 100_000),
+            ("grid/sensors/dev-a", "bad_timestamp", len(letters[1][2])),
+            ("grid/sensors/dev-z", "bad_timestamp", len(letters[2][2])),
+        ]
+        assert len(letters[0][2]) == 8192  # only the prefix is kept
+        assert b'"voltage": 230' in bytes(letters[1][2]) or b'"voltage":230' in bytes(letters[1][2])
+        seen: dict[str, Any] = dict(conn.execute("SELECT device_id, first_seen FROM devices").fetchall())
+        assert seen["dev-a"].year == 2026 and seen["dev-z"].year == 2099  # no readings left: clamped
+        assert [r[0] for r in conn.execute("SELECT metric FROM alerts")] == ["current"]
+        for stamp in ("0001-01-01T00:00:00+14:00", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"):
+            try:
+                conn.execute(
+                    "INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature)"
+                    " VALUES ('dev-b', %s, 1, 1, 1)",
+                    (stamp,),
+                )
+            except psycopg.errors.CheckViolation as exc:
+                assert "sensor_readings_ts_range" in str(exc)
+            else:
+                raise AssertionError(f"{stamp} was stored")
+    _alembic(url, "downgrade", "0006_stream_detector")
+    _alembic(url, "upgrade", "head")

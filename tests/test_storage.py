@@ -60,7 +60,7 @@ def test_devices_upserted_with_first_and_last_seen(db: psycopg.Connection) -> No
 
 
 def test_store_batch_with_dead_letters(db: psycopg.Connection) -> None:
-    dead = [encode_dead(T0, "grid/sensors/x", b"\x00\xffnot json", Rejection("not_json", "not JSON: boom"))]
+    dead = [encode_dead(T0, "grid/sensors/x", b"\x00\xffnot json", Rejection("not_json", "not JSON: boom"), keep_bytes=8192)]
     result = ingest.store_batch(rows(5), dead)
     assert (result.inserted, result.dead_letters) == (5, 1)
     letter = db.execute("SELECT topic, payload, reason, detail FROM dead_letters").fetchone()
@@ -114,13 +114,27 @@ def test_readings_as_named_tuples_are_written(db: psycopg.Connection) -> None:
     assert db.execute("SELECT voltage, extra FROM sensor_readings ORDER BY ts").fetchall() == [(230.5, None), (1.0, {"f": 50.0})]
 
 
-def test_refused_batch_is_dead_lettered_in_a_replayable_form(db: psycopg.Connection) -> None:
+def test_a_dead_lettered_row_is_in_a_replayable_form() -> None:
     from gridmon.domain.readings import Reading, parse_reading
-    from gridmon.jobs.ingest import dead_letter_batch as _dead_letter_batch
+    from gridmon.domain.screen import row_payload, row_topic
 
-    _dead_letter_batch([("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})], None, "value out of range for type")
-    row = db.execute("SELECT topic, payload, reason FROM dead_letters").fetchone()
-    assert row is not None
-    topic, payload, reason = row
-    assert (topic, reason) == ("grid/sensors/dev_r", "ingest_refused")
-    assert parse_reading(topic, bytes(payload), T0 + 1) == Reading("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})
+    row = ("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})
+    assert row_topic(row) == "grid/sensors/dev_r"
+    assert parse_reading(row_topic(row), row_payload(row), T0 + 1) == Reading("dev_r", T0, 231.5, 4.5, 36.0, {"pf": 0.9})
+
+
+def test_an_oversized_payload_travels_and_is_kept_as_a_prefix_its_size_and_hash(db: psycopg.Connection) -> None:
+    import base64
+    import hashlib
+
+    from gridmon.domain.wire import decode_dead
+    from gridmon.jobs.ingest import store_batch
+
+    payload = b'{"voltage": 1' + b"0" * (1024 * 1024) + b"}"
+    item = encode_dead(T0, "grid/sensors/big", payload, Rejection("too_large", "payload is 1 MB"), keep_bytes=8192)
+    assert len(base64.b64decode(item[2])) == 8192  # what crosses the Celery broker
+    letter = decode_dead(item)
+    assert (letter.size, letter.sha256, letter.truncated) == (len(payload), hashlib.sha256(payload).digest(), True)
+    store_batch([], [item])
+    stored = db.execute("SELECT length(payload), payload_size, payload_sha256 FROM dead_letters").fetchone()
+    assert stored == (8192, len(payload), hashlib.sha256(payload).digest())

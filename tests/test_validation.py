@@ -51,8 +51,8 @@ def test_good_reading_values_exact() -> None:
         (with_(current="4.2"), r.NON_NUMERIC),
         (with_(temperature=None), r.NON_NUMERIC),
         (with_(voltage=True), r.NON_NUMERIC),
-        (b'{"device_id":"a","timestamp":1,"voltage":NaN,"current":1,"temperature":1}', r.NON_FINITE),
-        (b'{"device_id":"a","timestamp":1,"voltage":1,"current":Infinity,"temperature":1}', r.NON_FINITE),
+        (b'{"device_id":"sensor_1","timestamp":1790000000,"voltage":NaN,"current":1,"temperature":1}', r.NON_FINITE),
+        (b'{"device_id":"sensor_1","timestamp":1790000000,"voltage":1,"current":Infinity,"temperature":1}', r.NON_FINITE),
         (with_(device_id="bad id with spaces"), r.BAD_DEVICE_ID),
         (with_(device_id="x" * 65), r.BAD_DEVICE_ID),
         (with_(device_id=12), r.BAD_DEVICE_ID),
@@ -131,9 +131,9 @@ def test_parse_never_raises_on_garbage() -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b'{"timestamp":1,"voltage":1' + b"0" * 400 + b',"current":1,"temperature":1}', r.NON_FINITE),
+        (b'{"timestamp":1790000000,"voltage":1' + b"0" * 400 + b',"current":1,"temperature":1}', r.NON_FINITE),
         (b'{"timestamp":1' + b"0" * 400 + b',"voltage":1,"current":1,"temperature":1}', r.BAD_TIMESTAMP),
-        (b'{"timestamp":1,"voltage":1,"current":1,"temperature":1,"f":1' + b"0" * 400 + b"}", r.NON_FINITE),
+        (b'{"timestamp":1790000000,"voltage":1,"current":1,"temperature":1,"f":1' + b"0" * 400 + b"}", r.NON_FINITE),
     ],
 )
 def test_integers_too_large_for_a_double_are_rejected_not_raised(payload: bytes, reason: str) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from http import HTTPMethod
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,8 +55,23 @@ def _kv(value: str) -> str:
     return json.dumps(value)
 
 
+# Label values come from fixed sets only: uvicorn accepts any token as a method, and a label per
+# made-up method would grow /metrics without bound.
+METHODS = frozenset(HTTPMethod) - {HTTPMethod.CONNECT, HTTPMethod.TRACE}
+
+
+def method_label(method: str) -> str:
+    """The method, or `other` for anything outside METHODS."""
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else "other"
+
+
 def _route_template(scope: Scope) -> str:
-    # The router stores the matched route in the scope; its template keeps label values bounded.
+    # The router stores the matched route in the scope; its template keeps label values bounded
+    # (a request no route matched is `unmatched`, never its raw path).
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
@@ -85,17 +101,17 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            method = scope.get("method", "")
+            method = method_label(scope.get("method", ""))
             client = scope.get("client")
             log.info(
                 "request method=%s path=%s status=%d duration_ms=%.1f client=%s",
-                method,
-                _kv(scope.get("path", "")),
+                method if method != "other" else _kv(scope.get("method", "")[:32]),
+                _kv(scope.get("path", "")[:512]),
                 status,
                 elapsed * 1000.0,
                 client[0] if client else "-",
             )
             if self.metrics is not None:
                 route = _route_template(scope)
-                self.metrics.requests.labels(method, route, str(status)).inc()
+                self.metrics.requests.labels(method, route, status_label(status)).inc()
                 self.metrics.duration.labels(method, route).observe(elapsed)

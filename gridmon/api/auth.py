@@ -4,7 +4,10 @@
   configured they answer 503 — an unconfigured deployment is closed, never open.
 - Read routes: open while GRIDMON_READ_TOKEN is unset; once it is set they take the read token or
   the admin token.
-- `/health`, `/ready`, `/metrics` take no token (probes and scrapers).
+- `/health`, `/ready`, `/metrics` take no token (probes and scrapers); `/ready` shows its
+  details (hosts, worker names) only to the read or admin token.
+- The dashboard sends the token once and then uses a signed session cookie instead
+  (`gridmon.api.session`); a write with the cookie also needs the `X-Requested-With` header.
 
 Tokens are compared with `hmac.compare_digest` so the comparison time does not reveal how much
 of a guess was right. The token itself is never logged.
@@ -13,12 +16,15 @@ of a guess was right. The token itself is never logged.
 from __future__ import annotations
 
 import hmac
+from http import HTTPMethod
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from gridmon.api import session
 from gridmon.api.params import reject_unknown_query
+from gridmon.api.session import ADMIN, READ
 from gridmon.config import Settings
 
 _bearer = HTTPBearer(
@@ -37,6 +43,27 @@ def _matches(presented: str, expected: str | None) -> bool:
     return hmac.compare_digest(presented.encode(), expected.encode())
 
 
+def caller(settings: Settings, bearer: str | None, cookie_header: str | None) -> str:
+    """Who is calling: `admin`, `read`, `none` (no credentials) or `invalid` (a wrong token). A bearer
+    token wins over the dashboard's session cookie; an expired or foreign cookie counts as none."""
+    if bearer is not None:
+        # Both comparisons always run, so the time taken does not tell which token was close.
+        is_admin = _matches(bearer, settings.admin_token)
+        is_reader = _matches(bearer, settings.read_token)
+        return ADMIN if is_admin else READ if is_reader else "invalid"
+    value = session.from_cookie_header(cookie_header)
+    role = session.verify(settings, value) if value is not None else None
+    return role or "none"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer …` header value."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def _challenge(detail: str, error: str | None = None) -> HTTPException:
     value = 'Bearer realm="gridmon"' + (f', error="{error}"' if error else "")
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": value})
@@ -47,25 +74,50 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def require_admin(request: Request, credentials: Credentials) -> None:
-    """Allow only the admin token."""
-    settings = _settings(request)
+def _who(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    bearer = credentials.credentials if credentials is not None else None
+    return caller(_settings(request), bearer, request.headers.get("cookie"))
+
+
+UNSAFE_METHODS = frozenset((HTTPMethod.POST, HTTPMethod.PUT, HTTPMethod.PATCH, HTTPMethod.DELETE))
+CSRF_HEADER = "x-requested-with"
+
+
+def admin_problem(
+    settings: Settings, who: str, method: str, *, via_cookie: bool, csrf_header: bool
+) -> HTTPException | None:
+    """Why `who` may not use an admin route (None: it may). Shared with the body guard, which asks
+    before a request body is read."""
     if settings.admin_token is None:
-        raise HTTPException(status_code=503, detail="admin token not configured (set GRIDMON_ADMIN_TOKEN)")
-    if credentials is None:
-        raise _challenge("admin token required: send 'Authorization: Bearer <GRIDMON_ADMIN_TOKEN>'")
-    token = credentials.credentials
-    is_admin = _matches(token, settings.admin_token)
-    is_reader = _matches(token, settings.read_token)
-    if is_admin:
-        return
-    if is_reader:
-        raise HTTPException(
+        return HTTPException(status_code=503, detail="admin token not configured (set GRIDMON_ADMIN_TOKEN)")
+    if who == ADMIN:
+        if via_cookie and method in UNSAFE_METHODS and not csrf_header:
+            # SameSite=Strict already keeps other sites' pages from sending the cookie; a
+            # header no plain HTML form can set is the second lock.
+            return HTTPException(status_code=403, detail=f"a session-cookie write needs the {CSRF_HEADER} header")
+        return None
+    if who == READ:
+        return HTTPException(
             status_code=403,
             detail="the read token cannot be used here; this route needs the admin token",
             headers={"WWW-Authenticate": 'Bearer realm="gridmon", error="insufficient_scope"'},
         )
-    raise _challenge("invalid token", error="invalid_token")
+    if who == "invalid":
+        return _challenge("invalid token", error="invalid_token")
+    return _challenge("admin token required: send 'Authorization: Bearer <GRIDMON_ADMIN_TOKEN>'")
+
+
+def require_admin(request: Request, credentials: Credentials) -> None:
+    """Allow only the admin token (or an admin session of the dashboard)."""
+    problem = admin_problem(
+        _settings(request),
+        _who(request, credentials),
+        request.method,
+        via_cookie=credentials is None,
+        csrf_header=CSRF_HEADER in request.headers,
+    )
+    if problem is not None:
+        raise problem
 
 
 def require_read(request: Request, credentials: Credentials) -> None:
@@ -73,14 +125,11 @@ def require_read(request: Request, credentials: Credentials) -> None:
     settings = _settings(request)
     if settings.read_token is None:
         return
-    if credentials is None:
-        raise _challenge("read token required: send 'Authorization: Bearer <GRIDMON_READ_TOKEN>'")
-    token = credentials.credentials
-    # Both comparisons always run, so the time taken does not tell which token was close.
-    ok_read = _matches(token, settings.read_token)
-    ok_admin = _matches(token, settings.admin_token)
-    if not (ok_read or ok_admin):
+    who = _who(request, credentials)
+    if who == "invalid":
         raise _challenge("invalid token", error="invalid_token")
+    if who not in (ADMIN, READ):
+        raise _challenge("read token required: send 'Authorization: Bearer <GRIDMON_READ_TOKEN>'")
 
 
 # Route dependencies: the token check first (a stranger gets 401, not a parameter critique),

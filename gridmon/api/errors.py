@@ -12,6 +12,7 @@ import re
 from typing import Annotated
 
 import psycopg
+import psycopg.errors
 import redis
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
@@ -99,6 +100,16 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "database unavailable (check GRIDMON_DATABASE_URL and that PostgreSQL is running)")
 
 
+async def _statement_timeout(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("query cancelled by the statement timeout method=%s path=%s", request.method, request.url.path[:200])
+    return error_response(
+        503,
+        "the request's database work took longer than the API allows (GRIDMON_API_STATEMENT_TIMEOUT_S); "
+        "narrow the request or try again later",
+        {"Retry-After": "5"},
+    )
+
+
 async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
     log.warning("redis unavailable error=%s", exc)
     return error_response(503, "redis unavailable (check GRIDMON_REDIS_URL and that Redis is running)")
@@ -118,6 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _statement_timeout)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_down)
     app.add_exception_handler(sqlalchemy.exc.TimeoutError, _database_down)
@@ -129,6 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # Responses every route may give, for the OpenAPI document.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "A cursor the API did not issue, or a range over the readings budget"},
     422: {"model": ErrorBody, "description": "Invalid parameters"},
     503: {"model": ErrorBody, "description": "A backing service (database, Redis, broker) is unavailable"},
 }
@@ -140,6 +153,7 @@ FORBIDDEN: dict[int | str, dict[str, object]] = {
 }
 BAD_BODY: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "The request body could not be read (not JSON, not UTF-8)"},
+    413: {"model": ErrorBody, "description": "The request body is larger than GRIDMON_API_MAX_BODY_BYTES"},
 }
 NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody, "description": "Not found"}}
 # Responses of every data route (token-protected, with parameters, backed by the database);

@@ -14,9 +14,11 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, BeforeValidator, Field
 
 from gridmon.config import get_settings
+from gridmon.domain import readings
 
 # Same rule as reading validation (gridmon.domain.readings): ids that can exist.
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+DEVICE_ID_PATTERN = readings.DEVICE_ID_PATTERN
+DEVICE_ID_MAX = readings.DEVICE_ID_MAX
 BIGINT_MAX = 2**63 - 1  # ids are bigserial: larger numbers cannot exist and must not reach SQL
 
 MAX_PAGE = 500
@@ -26,6 +28,7 @@ DeviceId = Annotated[
     str,
     Path(
         pattern=DEVICE_ID_PATTERN,
+        max_length=DEVICE_ID_MAX,
         description="Device id (as in the MQTT topic `grid/sensors/<id>`).",
         examples=["meter-1"],
     ),
@@ -71,7 +74,8 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
-    """The keyset values of a cursor, checked against `types` (str, int or datetime); 422 if bad."""
+    """The keyset values of a cursor, checked against `types` (str, int or datetime); 400 if bad
+    (a NUL in a text value, which PostgreSQL cannot take, included)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
@@ -85,13 +89,17 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
                 if type(value) is not int or not 0 <= value <= BIGINT_MAX:
                     raise ValueError("not an id")
                 out.append(value)
+            elif kind is str and isinstance(value, str):
+                if len(value) > 200 or any(ord(c) < 0x20 for c in value):
+                    raise ValueError("control character in a text cursor")
+                out.append(value)
             elif isinstance(value, kind):
                 out.append(value)
             else:
                 raise ValueError("wrong type")
         return tuple(out)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise HTTPException(status_code=422, detail="invalid cursor: pass a next_cursor returned by this API") from exc
+        raise HTTPException(status_code=400, detail="invalid cursor: pass a next_cursor returned by this API") from exc
 
 
 def aware(value: datetime) -> datetime:

@@ -227,10 +227,15 @@ def make_client(settings: Settings, client_id: str, *, manual_ack: bool = False)
 
 
 def session_properties(settings: Settings) -> Properties | None:
-    """MQTT 5 CONNECT properties: keep the session while away, allow many messages in flight."""
+    """MQTT 5 CONNECT properties: keep the session while away, allow many messages in flight,
+    refuse oversized packets."""
     if settings.mqtt_protocol != 5:
         return None
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = settings.mqtt_session_expiry_s
     props.ReceiveMaximum = settings.mqtt_receive_maximum
+    # The broker must not send us larger packets (it drops them instead): a hostile 100 MB
+    # PUBLISH never reaches the bridge's memory. Payloads between GRIDMON_MAX_PAYLOAD_BYTES and
+    # this still arrive and are dead-lettered as too_large (their prefix, size and hash).
+    props.MaximumPacketSize = settings.mqtt_max_packet_bytes
     return props

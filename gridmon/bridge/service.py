@@ -106,6 +106,7 @@ class Bridge:
                 now,
                 max_payload_bytes=self.settings.max_payload_bytes,
                 max_future_s=self.settings.max_future_s,
+                topic_filter=self.settings.mqtt_topic,
             )
         except Exception as exc:  # never let one payload stop the network thread
             log.exception("validation failed unexpectedly topic=%s", topic)
@@ -115,7 +116,8 @@ class Bridge:
             self._metrics.dead_letters.labels(result.reason).inc()
             # debug: a broken sensor can send thousands a second; each is counted and stored.
             log.debug("payload rejected reason=%s topic=%s detail=%s", result.reason, topic, result.detail)
-            self._batcher.add_dead(encode_dead(now, topic, bytes(payload), result), ack)
+            keep = self.settings.dead_letter_payload_bytes  # a 1 MB payload travels as its prefix
+            self._batcher.add_dead(encode_dead(now, topic, bytes(payload), result, keep_bytes=keep), ack)
         else:
             self._batcher.add_reading(tuple(result), ack)  # plain tuple: orjson encodes it natively
 

@@ -17,9 +17,9 @@ def cli(log_level: str | None) -> None:
 
 
 def _register() -> None:
-    from gridmon.cli import bench, core, evaluate, scan, serve, simulate
+    from gridmon.cli import bench, core, database, devices, evaluate, scan, serve, simulate
 
-    for module in (core, simulate, evaluate, bench, serve, scan):
+    for module in (core, simulate, evaluate, bench, serve, scan, devices, database):
         module.register(cli)
 
 

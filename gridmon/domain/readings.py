@@ -12,6 +12,8 @@ allocation where it can and keeps the checks flat.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import re
@@ -31,10 +33,30 @@ PHYSICAL_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 MAX_EXTRA_METRICS = 32
-_DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# Bounds on a payload's shape, checked before the per-member work so a hostile payload costs
+# about what a normal one does: objects and arrays (counted on the raw bytes, before parsing) and
+# top-level members (counted after parsing, before any member is looked at).
+MAX_CONTAINERS = 16
+MAX_MEMBERS = 64
+# A device id: 1–64 of these characters, not only dots ("." and ".." are path segments). Written
+# without look-ahead so the API's parameter validation (Rust regex) uses the same pattern.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$"
+DEVICE_ID_MAX = 64
+DEVICE_ID_RULE = "1-64 of A-Z a-z 0-9 _ . : - and not only dots"
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _RESERVED = frozenset(("device_id", "timestamp", "ts", *CORE_METRICS, "extra"))
-_EPOCH_MS_THRESHOLD = 1e11  # numbers above this are epoch milliseconds (year 5138 in seconds)
+
+# The one accepted time range, for every timestamp form (ISO-8601 with any offset, epoch seconds,
+# epoch milliseconds) and for the `sensor_readings.ts` CHECK (migration 0007): [2000-01-01,
+# 2100-01-01) UTC. In seconds that is [9.5e8, 4.1e9), in milliseconds [9.5e11, 4.1e12): the two
+# numeric ranges do not overlap, so a number is read as seconds or as milliseconds by where it
+# falls, and anything between or outside them (e.g. 253402300799, year 9999 in seconds) is
+# rejected instead of being silently read as milliseconds.
+TS_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+TS_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z (exclusive)
+TS_RANGE_TEXT = "2000-01-01T00:00:00Z (inclusive) to 2100-01-01T00:00:00Z (exclusive)"
+DEFAULT_TOPIC_FILTER = "grid/sensors/#"
 
 
 class Reading(NamedTuple):
@@ -56,15 +78,43 @@ class Rejection:
     detail: str
 
 
+MAX_TOPIC_CHARS = 256
+MAX_DETAIL_CHARS = 500
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A payload that could not be turned into a reading, as stored in `dead_letters`."""
+    """A payload that could not be turned into a reading, as stored in `dead_letters`.
+
+    `payload` may be a prefix of what was received: `size` and `sha256` describe the whole.
+    Build one with `dead_letter()`, which cuts payload, topic and detail to their bounds."""
 
     received_at: float
     topic: str
     payload: bytes
     reason: str
     detail: str
+    size: int
+    sha256: bytes
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.payload) < self.size
+
+
+def dead_letter(
+    received_at: float, topic: str, payload: bytes, reason: str, detail: str, *, keep_bytes: int
+) -> DeadLetter:
+    """A dead letter keeping at most `keep_bytes` of the payload (plus its size and SHA-256)."""
+    return DeadLetter(
+        received_at,
+        topic[:MAX_TOPIC_CHARS].replace("\x00", "\\x00"),  # text columns cannot hold NUL
+        payload[:keep_bytes],
+        reason,
+        detail[:MAX_DETAIL_CHARS].replace("\x00", "\\x00"),
+        len(payload),
+        hashlib.sha256(payload).digest(),
+    )
 
 
 # Reasons, as stored in dead_letters.reason and labelled in metrics.
@@ -78,6 +128,8 @@ BAD_DEVICE_ID = "bad_device_id"
 OUT_OF_PHYSICAL_RANGE = "out_of_physical_range"
 BAD_TIMESTAMP = "bad_timestamp"
 FUTURE_TIMESTAMP = "future_timestamp"
+DEVICE_MISMATCH = "device_mismatch"  # the payload's device_id is not the topic's device
+TOO_COMPLEX = "too_complex"  # more objects/arrays or members than a reading can have
 UNPARSEABLE = "unparseable"  # validation itself failed: a bug, but the payload is still recorded
 REASONS = (
     TOO_LARGE,
@@ -90,6 +142,8 @@ REASONS = (
     OUT_OF_PHYSICAL_RANGE,
     BAD_TIMESTAMP,
     FUTURE_TIMESTAMP,
+    DEVICE_MISMATCH,
+    TOO_COMPLEX,
     UNPARSEABLE,
 )
 
@@ -101,8 +155,14 @@ class _Invalid(Exception):
         self.detail = detail
 
 
+def _out_of_range(value: Any) -> _Invalid:
+    text = value[:64] if isinstance(value, str) else value
+    return _Invalid(BAD_TIMESTAMP, f"timestamp {text!r} is outside the accepted range {TS_RANGE_TEXT}")
+
+
 def parse_timestamp(value: Any) -> float:
-    """ISO-8601 (naive = UTC) or epoch seconds/milliseconds → UTC epoch seconds."""
+    """ISO-8601 (naive = UTC, any offset) or epoch seconds/milliseconds → UTC epoch seconds,
+    within [TS_MIN, TS_MAX) whatever the form."""
     if isinstance(value, bool):
         raise _Invalid(BAD_TIMESTAMP, f"timestamp {value!r} is not a time")
     if isinstance(value, int | float):
@@ -110,21 +170,28 @@ def parse_timestamp(value: Any) -> float:
             ts = float(value)
         except OverflowError:  # an integer wider than a double (the lenient JSON parser allows it)
             raise _Invalid(BAD_TIMESTAMP, "timestamp is too large") from None
-        if not math.isfinite(ts) or ts < 0:
+        if not math.isfinite(ts):
             raise _Invalid(BAD_TIMESTAMP, f"timestamp {value!r} is not a valid epoch")
-        if ts > _EPOCH_MS_THRESHOLD:
-            ts /= 1000.0
-        if ts > 253402300799.0:  # 9999-12-31T23:59:59Z
-            raise _Invalid(BAD_TIMESTAMP, f"timestamp {value!r} is beyond year 9999")
-        return round(ts, 6)
+        if TS_MIN <= ts < TS_MAX:
+            return round(ts, 6)
+        if TS_MIN * 1000.0 <= ts < TS_MAX * 1000.0:
+            return round(ts / 1000.0, 6)
+        raise _out_of_range(value)
     if isinstance(value, str):
+        if len(value) > 64:
+            raise _Invalid(BAD_TIMESTAMP, f"timestamp {value[:64]!r}… is longer than 64 characters")
         try:
             parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            ts = parsed.timestamp()
         except ValueError:
-            raise _Invalid(BAD_TIMESTAMP, f"timestamp {value[:64]!r} is not ISO-8601") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+            raise _Invalid(BAD_TIMESTAMP, f"timestamp {value!r} is not ISO-8601") from None
+        except OverflowError:  # year 1 with a positive offset is before datetime.min in UTC
+            raise _out_of_range(value) from None
+        if not TS_MIN <= ts < TS_MAX:
+            raise _out_of_range(value)
+        return ts
     raise _Invalid(BAD_TIMESTAMP, f"timestamp of type {type(value).__name__} is not a time")
 
 
@@ -159,6 +226,8 @@ def _extra_metrics(obj: dict[str, Any]) -> dict[str, float] | None:
     nested = obj.get("extra")
     sources: list[dict[str, Any]] = [obj]
     if isinstance(nested, dict):
+        if len(nested) > MAX_EXTRA_METRICS:
+            raise _Invalid(NON_NUMERIC, f"{len(nested)} extra metrics, at most {MAX_EXTRA_METRICS} allowed")
         sources.append(nested)
     elif nested is not None:
         raise _Invalid(NOT_OBJECT, "field 'extra' must be an object of numbers")
@@ -184,9 +253,68 @@ def _extra_metrics(obj: dict[str, Any]) -> dict[str, float] | None:
     return found or None
 
 
-def device_from_topic(topic: str) -> str:
-    """The last level of the topic (`grid/sensors/<device_id>`)."""
-    return topic.rsplit("/", 1)[-1]
+def valid_device_id(value: str) -> bool:
+    """Whether `value` is a device id (DEVICE_ID_RULE)."""
+    return len(value) <= DEVICE_ID_MAX and _DEVICE_ID.match(value) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_filter(topic_filter: str) -> tuple[str | None, list[str]]:
+    """(prefix for a plain `<prefix>#` filter or None, the filter's levels with `#` as `+`)."""
+    levels = topic_filter.split("/")
+    if levels[-1] == "#":
+        levels[-1] = "+"
+    plain = topic_filter.endswith("/#") and "+" not in topic_filter and topic_filter.count("#") == 1
+    return (topic_filter[:-1] if plain else None), levels
+
+
+def device_from_topic(topic: str, topic_filter: str = DEFAULT_TOPIC_FILTER) -> str | None:
+    """The device id a topic names under the subscription filter, or None when the topic does not
+    have the filter's shape: `grid/sensors/#` takes exactly one level after `grid/sensors/`
+    (`grid/sensors/a/b/c` names no device), a trailing `+` takes that level."""
+    prefix, want = _compiled_filter(topic_filter)
+    if prefix is not None:  # the usual case, on the hot path: no split
+        if not topic.startswith(prefix):
+            return None
+        device = topic[len(prefix) :]
+        return device if device and "/" not in device else None
+    have = topic.split("/")
+    if len(have) != len(want):
+        return None
+    for pattern, level in zip(want, have, strict=True):
+        if pattern != "+" and pattern != level:
+            return None
+    return have[-1] or None
+
+
+def _decode(payload: bytes | bytearray) -> Any:
+    """The JSON value of a payload: UTF-8 without a byte-order mark, a bounded number of objects
+    and arrays. NaN/Infinity literals are parsed (the lenient parser) so the rejection names them."""
+    if payload[:3] == b"\xef\xbb\xbf":
+        raise _Invalid(NOT_JSON, "payload starts with a UTF-8 byte-order mark: send UTF-8 JSON without one")
+    if b"\x00" in payload:
+        raise _Invalid(NOT_JSON, "payload contains NUL bytes (UTF-16 or UTF-32?): JSON must be UTF-8")
+    containers = payload.count(b"{") + payload.count(b"[")
+    if containers > MAX_CONTAINERS:
+        raise _Invalid(TOO_COMPLEX, f"payload has {containers} objects/arrays, at most {MAX_CONTAINERS} allowed")
+    colons = payload.count(b":")  # a cheap upper estimate of members; the exact count follows parsing
+    if colons > 2 * MAX_MEMBERS:
+        raise _Invalid(TOO_COMPLEX, f"payload has {colons} colons, a reading at most {MAX_MEMBERS} members")
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    # orjson refuses NaN/Infinity literals and integers wider than 64 bits; the lenient parser
+    # (from text, so it never guesses another encoding) lets them reach the non_finite check so the
+    # dead letter names the real problem. It is about 20 times slower, so its input is bounded too.
+    if b"NaN" in payload or b"Infinity" in payload or "number" in str(error):
+        if payload.count(b",") > 4 * MAX_MEMBERS:
+            raise _Invalid(TOO_COMPLEX, f"payload has more than {4 * MAX_MEMBERS} values and is not strict JSON")
+        try:
+            return json.loads(bytes(payload).decode("utf-8"))
+        except (ValueError, RecursionError):
+            pass
+    raise _Invalid(NOT_JSON, f"not JSON: {error}"[:200])
 
 
 def parse_reading(
@@ -196,27 +324,19 @@ def parse_reading(
     *,
     max_payload_bytes: int = 64 * 1024,
     max_future_s: float = 300.0,
+    topic_filter: str = DEFAULT_TOPIC_FILTER,
 ) -> Reading | Rejection:
-    """Decode and validate one MQTT payload. Never raises for bad input."""
+    """Decode and validate one MQTT payload received on `topic` (subscribed as `topic_filter`).
+    Never raises for bad input."""
     if len(payload) > max_payload_bytes:
         return Rejection(TOO_LARGE, f"payload is {len(payload)} bytes, limit {max_payload_bytes}")
     try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        # orjson refuses NaN/Infinity literals; the lenient parser lets them reach the
-        # non_finite check so the dead letter names the real problem.
-        try:
-            obj = json.loads(payload)
-        except (ValueError, RecursionError):
-            return Rejection(NOT_JSON, f"not JSON: {exc}"[:200])
-    if not isinstance(obj, dict):
-        return Rejection(NOT_OBJECT, f"payload is a JSON {type(obj).__name__}, not an object")
-    try:
-        device_id = obj.get("device_id")
-        if device_id is None:
-            device_id = device_from_topic(topic)
-        if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
-            raise _Invalid(BAD_DEVICE_ID, f"device_id {str(device_id)[:80]!r} must match [A-Za-z0-9_.:-]{{1,64}}")
+        obj = _decode(payload)
+        if not isinstance(obj, dict):
+            raise _Invalid(NOT_OBJECT, f"payload is a JSON {type(obj).__name__}, not an object")
+        if len(obj) > MAX_MEMBERS:
+            raise _Invalid(TOO_COMPLEX, f"payload has {len(obj)} members, at most {MAX_MEMBERS} allowed")
+        device_id = _device_id(topic, topic_filter, obj.get("device_id"))
         raw_ts = obj.get("timestamp", obj.get("ts"))
         if raw_ts is None:
             raise _Invalid(MISSING_FIELD, "field 'timestamp' is missing")
@@ -234,3 +354,22 @@ def parse_reading(
     except _Invalid as bad:
         return Rejection(bad.reason, bad.detail)
     return Reading(device_id, ts, voltage, current, temperature, extra)
+
+
+def _device_id(topic: str, topic_filter: str, claimed: Any) -> str:
+    """The reading's device: the topic's, which the payload's `device_id` (when present) must repeat.
+    The broker's ACL ties a device's login to its topic, so the topic is what identifies it."""
+    from_topic = device_from_topic(topic, topic_filter)
+    if from_topic is None:
+        shape = topic_filter.replace("#", "<device_id>").replace("+", "<device_id>")
+        raise _Invalid(BAD_DEVICE_ID, f"topic {topic[:120]!r} is not {shape}")
+    if not valid_device_id(from_topic):
+        raise _Invalid(BAD_DEVICE_ID, f"device id {from_topic[:80]!r} in the topic must be {DEVICE_ID_RULE}")
+    if claimed is not None:
+        if not isinstance(claimed, str) or not valid_device_id(claimed):
+            raise _Invalid(BAD_DEVICE_ID, f"device_id {str(claimed)[:80]!r} must be {DEVICE_ID_RULE}")
+        if claimed != from_topic:
+            raise _Invalid(
+                DEVICE_MISMATCH, f"device_id {claimed!r} differs from the topic's device {from_topic!r}"
+            )
+    return from_topic

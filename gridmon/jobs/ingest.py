@@ -8,12 +8,18 @@ format of `gridmon.domain.wire`. In order:
    a 260 V reading alerts within one batch instead of waiting for the next scan;
 3. the outbox is drained when due (`gridmon.jobs.publish`).
 
-A batch the database refuses as data (not a transient outage) is dead-lettered whole, each
-reading as the JSON object a sensor would send, so it can be replayed once the cause is fixed.
-Transient database errors propagate: the task retries the batch. The safety step never fails the
-batch: the scan checks safety limits too, so a batch whose check failed is still covered a scan
-later, and `alert_readings` keeps a reading from being counted twice. It never resolves an
-alert as normal (only the scan, which runs every detector, knows a reading is normal).
+No single reading may stop the batch (docs/security.md): rows the table cannot take (a timestamp
+outside the accepted range, a non-finite value, a malformed row) are screened out first
+(`gridmon.domain.screen`) and become dead letters with their reason; a refusal the screen did not
+foresee is narrowed down, halving the batch in savepoints, to the rows the database refuses,
+which become `ingest_refused` dead letters. Each letter is the reading as the JSON object a sensor
+would send, so it can be replayed once the cause is fixed; every one is counted in
+`gridmon_quarantined_readings_total{job="ingest"}`. Transient database errors propagate: the
+task retries the batch. The safety step never fails the batch: if it raises, it runs again device
+by device and a device whose check still fails is logged, counted (`job="safety"`) and left to
+the scan, which checks safety limits too (`alert_readings` keeps a reading from being counted
+twice). It never resolves an alert as normal (only the scan, which runs every detector, knows a
+reading is normal).
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 import psycopg
 import sqlalchemy.exc
 
@@ -36,14 +41,15 @@ from gridmon import metrics, tracing
 from gridmon.alerts.tracker import apply_findings
 from gridmon.config import get_settings
 from gridmon.detection.safety import check_safety
-from gridmon.domain.readings import DeadLetter
+from gridmon.domain.readings import DeadLetter, Rejection, dead_letter
+from gridmon.domain.screen import row_payload, row_topic, screen_rows
 from gridmon.domain.wire import decode_dead
 from gridmon.jobs.limits import CachedLimits
 from gridmon.jobs.publish import get_publisher
 from gridmon.storage import db
 from gridmon.storage.dead_letters import write_dead_letters
 from gridmon.storage.frames import rows_to_frame
-from gridmon.storage.readings import write_readings
+from gridmon.storage.readings import WriteResult, write_readings
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +81,125 @@ def cached_limits() -> CachedLimits:
 
 
 def store_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None = None) -> IngestReport:
-    """Write one batch and its dead letters in one transaction, then run the safety check."""
+    """Write one batch and its dead letters in one transaction, then run the safety check.
+
+    Rows the table cannot take are dead letters of their own (screened first; a refusal the
+    screen did not foresee is narrowed down to the refused rows), never the whole batch's fate."""
+    settings = get_settings()
     dead_letters = [decode_dead(item) for item in dead or ()]
+    rows, rejected = screen_rows(readings)
+    if rejected:
+        dead_letters += _screened_out(rejected, settings.dead_letter_payload_bytes)
     started = time.monotonic()
     m = metrics.ingest()
+    refused = 0
     try:
         with (
-            tracing.span("db.write", {"db.system": "postgresql", "gridmon.readings": len(readings)}),
+            tracing.span("db.write", {"db.system": "postgresql", "gridmon.readings": len(rows)}),
             db.connection() as conn,
         ):
-            result = write_readings(conn, readings, dead_letters)
+            try:
+                with conn.transaction():
+                    result = write_readings(conn, rows, dead_letters)
+            except REFUSED_ERRORS as exc:
+                log.error("batch refused by database, narrowing down readings=%d error=%s", len(rows), exc)
+                result, refused = _write_narrowing(conn, rows, dead_letters, settings.dead_letter_payload_bytes)
     except db.TRANSIENT_DB_ERRORS:
         m.failures.inc()
         log.warning("database unavailable, batch will be retried readings=%d", len(readings))
         raise
-    except REFUSED_ERRORS as exc:
-        log.error("batch refused by database, dead-lettering it readings=%d error=%s", len(readings), exc)
-        dead_letter_batch(readings, dead, str(exc))
-        return IngestReport(len(readings), 0, 0, len(readings) + len(dead_letters), refused=True)
     committed = time.time()
     m.stored.inc(result.inserted)
     m.duplicates.inc(result.duplicates)
     m.batch_size.observe(len(readings))
-    metrics.observe_many(m.latency, [max(committed - reading[1], 0.0) for reading in readings])
+    metrics.observe_many(m.latency, [max(committed - float(row[1]), 0.0) for row in rows])
     for reason, count in Tally(d.reason for d in dead_letters).items():
         m.dead_letters.labels(reason).inc(count)
     log.info(
         "batch stored readings=%d inserted=%d duplicates=%d dead_letters=%d ms=%.1f",
-        result.received,
+        len(readings),
         result.inserted,
         result.duplicates,
         result.dead_letters,
         (time.monotonic() - started) * 1000,
     )
-    try:
-        events = check_safety_limits(readings)
-    except Exception:
-        log.exception("safety check of a stored batch failed (the next scan covers it) readings=%d", len(readings))
-        events = 0
-    return IngestReport(result.received, result.inserted, result.duplicates, result.dead_letters, events)
+    events = check_safety_limits(rows)
+    return IngestReport(
+        len(readings), result.inserted, result.duplicates, result.dead_letters, events, refused=refused > 0
+    )
+
+
+def _screened_out(rejected: list[tuple[Sequence[Any], Rejection]], keep: int) -> list[DeadLetter]:
+    now = time.time()
+    for reason, count in Tally(problem.reason for _, problem in rejected).items():
+        metrics.count_quarantined("ingest", reason, count)
+        log.warning("readings screened out of a batch reason=%s count=%d", reason, count)
+    return [
+        dead_letter(now, row_topic(row), row_payload(row), p.reason, f"ingest: {p.detail}", keep_bytes=keep)
+        for row, p in rejected
+    ]
+
+
+def _write_narrowing(
+    conn: psycopg.Connection, rows: Sequence[Sequence[Any]], letters: list[DeadLetter], keep: int
+) -> tuple[WriteResult, int]:
+    """Write what the database takes, halving refused chunks (each in a savepoint) down to the
+    single rows it refuses, which become `ingest_refused` dead letters. Returns (result, refused)."""
+    now = time.time()
+    inserted = 0
+    refused: list[DeadLetter] = []
+    pending: list[Sequence[Sequence[Any]]] = [rows]
+    while pending:
+        chunk = pending.pop()
+        try:
+            with conn.transaction():
+                inserted += write_readings(conn, chunk).inserted
+        except REFUSED_ERRORS as exc:
+            if len(chunk) > 1:
+                pending += [chunk[len(chunk) // 2 :], chunk[: len(chunk) // 2]]
+                continue
+            log.error("reading refused by database device=%s error=%s", str(chunk[0][0])[:64], exc)
+            detail = f"refused by the database: {exc}"
+            refused.append(
+                dead_letter(now, row_topic(chunk[0]), row_payload(chunk[0]), "ingest_refused", detail, keep_bytes=keep)
+            )
+    metrics.count_quarantined("ingest", "ingest_refused", len(refused))
+    with conn.cursor() as cur:
+        written = write_dead_letters(cur, [*letters, *refused])
+    stored = len(rows) - len(refused)
+    return WriteResult(len(rows), inserted, stored - inserted, written), len(refused)
 
 
 def check_safety_limits(rows: Sequence[Sequence[Any]]) -> int:
-    """Check stored rows (device_id, ts, voltage, current, temperature, extra) against the safety
-    limits, fold findings into alerts, drain the outbox when due; returns the alert events written."""
+    """Check stored rows against the safety limits, fold findings into alerts, drain the outbox when
+    due; returns the alert events written. Never raises: the scan checks safety limits too, so a
+    device whose check failed here is covered a scan later (counted as `safety_failed`)."""
+    try:
+        return _check_safety_limits(rows)
+    except db.TRANSIENT_DB_ERRORS:
+        log.warning("safety check skipped: database unavailable (the next scan covers it) readings=%d", len(rows))
+        return 0
+    except Exception:
+        log.exception("safety check of a batch failed; checking device by device readings=%d", len(rows))
+    written = 0
+    by_device: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_device.setdefault(str(row[0]), []).append(row)
+    for device_id, device_rows in sorted(by_device.items()):
+        try:
+            written += _check_safety_limits(device_rows)
+        except Exception as exc:
+            metrics.count_quarantined("safety", "safety_failed", len(device_rows))
+            log.error(
+                "safety check failed for one device; left to the scan device=%s readings=%d error=%r",
+                device_id[:64],
+                len(device_rows),
+                exc,
+            )
+    return written
+
+
+def _check_safety_limits(rows: Sequence[Sequence[Any]]) -> int:
     if not rows:
         return 0
     cached = cached_limits()
@@ -135,32 +216,3 @@ def check_safety_limits(rows: Sequence[Sequence[Any]]) -> int:
             written = len(apply_findings(conn, result.findings, gap_s=get_settings().episode_gap_s))
     get_publisher().drain_if_due(written > 0)
     return written
-
-
-def _as_payload(row: Sequence[Any]) -> dict[str, Any]:
-    device_id, ts, voltage, current, temperature, extra = row
-    doc: dict[str, Any] = {
-        "device_id": device_id,
-        "timestamp": ts,
-        "voltage": voltage,
-        "current": current,
-        "temperature": temperature,
-    }
-    if extra:
-        doc["extra"] = extra
-    return doc
-
-
-def dead_letter_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None, detail: str) -> int:
-    """Dead-letter a refused batch whole (reason `ingest_refused`) with the bridge's dead letters;
-    returns how many letters were written."""
-    now = time.time()
-    # Stored as the JSON object a sensor would send, on its device's topic, so a replay through
-    # the API (after whatever made the database refuse it is fixed) validates it like any reading.
-    letters = [
-        DeadLetter(now, f"grid/sensors/{r[0]}", orjson.dumps(_as_payload(r)), "ingest_refused", detail[:500])
-        for r in readings
-    ]
-    letters += [decode_dead(item) for item in dead or ()]
-    with db.connection() as conn, conn.cursor() as cur:
-        return write_dead_letters(cur, letters)

@@ -21,6 +21,17 @@ A backlog is worked off in steps of at most `scan_max_rows` readings. Housekeepi
 devices, forgetting old dedupe and outbox rows, draining the outbox) runs once per round, by the
 scan of shard 0. Two scans of one shard never run at once: the second finds the row locked and
 returns `busy`. Every statement runs in `gridmon.storage`.
+
+No single reading may stop the scan (docs/security.md). Before a step loads its window, rows that
+validation would reject today (a timestamp outside the accepted range, non-finite or physically
+impossible values — stored before the checks existed, or by a path that skipped them) are moved
+to dead letters with that reason (`gridmon.storage.quarantine`), in the step's transaction. Each
+device is scored in a savepoint: a device whose scoring raises has its window's readings moved to
+dead letters (`scan_failed`, the error in the detail; replayable once fixed) and every other
+device's findings and alerts come out as usual. Each is logged and counted in
+`gridmon_quarantined_readings_total{job="scan"}`. Only when every device of a several-device step
+fails is it taken for a detector fault: the step fails and its watermark stays, and the scan
+still does its housekeeping (silent devices, publishing) before it reports `failed`.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from gridmon import metrics
 from gridmon.alerts.anomaly import apply_runs
 from gridmon.alerts.stale import check_stale
 from gridmon.alerts.tracker import apply_findings
@@ -47,7 +59,7 @@ from gridmon.domain.shards import bucket_range
 from gridmon.jobs.limits import default_limits, device_limits
 from gridmon.jobs.models import ActiveModel
 from gridmon.jobs.publish import get_publisher
-from gridmon.storage import db, detector_state, devices, frames, outbox, scan_state
+from gridmon.storage import db, detector_state, devices, frames, outbox, quarantine, scan_state
 from gridmon.storage.alerts import prune_counted_readings
 
 log = logging.getLogger(__name__)
@@ -56,6 +68,7 @@ LEGACY_SCAN = "readings"  # the single scan's row before shards: its watermark s
 _TICK = timedelta(microseconds=1)  # timestamptz resolution
 
 _active_model = ActiveModel()
+_QUARANTINE_DETAIL = "scan: stored reading that validation rejects today (moved by the scan)"
 
 
 def shard_name(shard: int, shards: int) -> str:
@@ -85,6 +98,10 @@ class ScanReport:
     published: int = 0
     publish_error: str | None = None
     busy: list[int] = field(default_factory=list)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    """Readings moved to dead letters, by reason (`scan_failed`: the device's scoring raised)."""
+    failed_devices: list[str] = field(default_factory=list)
+    error: str | None = None
 
     def count(self, event: str, n: int = 1) -> None:
         self.events[event] = self.events.get(event, 0) + n
@@ -129,13 +146,59 @@ def _load_state(
     return state
 
 
-def score_frame(conn: psycopg.Connection, frame: pd.DataFrame, report: ScanReport, forests: ForestSet | None) -> None:
+class DetectionBroken(RuntimeError):
+    """Scoring failed for every device of a step: a detector fault, not a poison reading."""
+
+
+def score_frame(
+    conn: psycopg.Connection, frame: pd.DataFrame, report: ScanReport, forests: ForestSet | None
+) -> list[tuple[str, Exception]]:
     """Safety limits and the streaming detector over `frame` (sorted by device, ts): limit
     findings and alarm runs become alerts; device states are written back (caller's transaction).
 
-    The ingest job already applied the safety limits to these readings; checking them again here
-    is idempotent (each reading counts once) and catches rows that reached the table another
-    way (a replayed dead letter, a bulk load)."""
+    The whole frame is scored in one savepoint; if that raises, it is rolled back and scored
+    device by device, each in its own savepoint. Returns the devices whose scoring raised, with
+    the error: nothing of theirs was written, and the caller sets their readings aside."""
+    try:
+        _score_isolated(conn, frame, report, forests)
+        return []
+    except db.TRANSIENT_DB_ERRORS:
+        raise
+    except Exception:
+        log.exception("scoring a scan step failed; scoring device by device readings=%d", len(frame))
+    failed: list[tuple[str, Exception]] = []
+    ids = sorted(frame["device_id"].unique().tolist())
+    for device in ids:
+        try:
+            _score_isolated(conn, frame[frame["device_id"] == device], report, forests)
+        except db.TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:
+            log.error("scoring failed for one device device=%s error=%r", device, exc)
+            failed.append((device, exc))
+    if len(ids) > 1 and len(failed) == len(ids):
+        raise DetectionBroken(f"scoring failed for all {len(ids)} devices of the step: {failed[0][1]!r}")
+    return failed
+
+
+def _score_isolated(
+    conn: psycopg.Connection, frame: pd.DataFrame, report: ScanReport, forests: ForestSet | None
+) -> None:
+    """`_score` in a savepoint, its counts added to `report` only when it succeeded."""
+    scratch = ScanReport(model_id=report.model_id)
+    with conn.transaction():
+        _score(conn, frame, scratch, forests)
+    report.findings += scratch.findings
+    report.alarms += scratch.alarms
+    report.devices += scratch.devices
+    for event, n in scratch.events.items():
+        report.count(event, n)
+
+
+def _score(conn: psycopg.Connection, frame: pd.DataFrame, report: ScanReport, forests: ForestSet | None) -> None:
+    """The scoring itself. The ingest job already applied the safety limits to these readings;
+    checking them again here is idempotent (each reading counts once) and catches rows that
+    reached the table another way (a replayed dead letter, a bulk load)."""
     settings = get_settings()
     params = detector_params()
     ids = sorted(frame["device_id"].unique().tolist())
@@ -164,14 +227,47 @@ def score_frame(conn: psycopg.Connection, frame: pd.DataFrame, report: ScanRepor
     report.devices += len(rows)
 
 
+def set_aside(
+    conn: psycopg.Connection,
+    failed: list[tuple[str, Exception]],
+    lower: datetime,
+    upper: datetime,
+    buckets: tuple[int, int],
+    report: ScanReport,
+) -> None:
+    """Move the window's readings of each failed device to dead letters (`scan_failed`)."""
+    for device_id, exc in failed:
+        detail = f"scan: scoring failed for this device: {exc!r}"
+        moved = quarantine.quarantine_device(
+            conn, device_id, lower, upper, buckets, reason="scan_failed", detail=detail
+        )
+        _count_quarantined(report, "scan_failed", moved)
+        report.failed_devices.append(device_id)
+        log.error("scan moved one device's readings to dead letters device=%s count=%d", device_id, moved)
+
+
+def _count_quarantined(report: ScanReport, reason: str, n: int) -> None:
+    report.quarantined[reason] = report.quarantined.get(reason, 0) + n
+    metrics.count_quarantined("scan", reason, n)
+
+
+def _quarantine_unusable(
+    conn: psycopg.Connection, lower: datetime, upper: datetime, buckets: tuple[int, int], report: ScanReport
+) -> None:
+    for reason, n in quarantine.quarantine_unusable(conn, lower, upper, buckets, detail=_QUARANTINE_DETAIL).items():
+        _count_quarantined(report, reason, n)
+        log.warning("scan moved unusable readings to dead letters reason=%s count=%d", reason, n)
+
+
 def _scan_step(
     conn: psycopg.Connection, lower: datetime, upper: datetime, buckets: tuple[int, int], report: ScanReport
 ) -> int:
+    _quarantine_unusable(conn, lower, upper, buckets, report)
     frame = frames.shard_ingested_between(conn, lower, upper, buckets)
     if frame.empty:
         return 0
     report.model_id, forests = _active_model.get(conn)
-    score_frame(conn, frame, report, forests)
+    set_aside(conn, score_frame(conn, frame, report, forests), lower, upper, buckets, report)
     return len(frame)
 
 
@@ -247,6 +343,13 @@ def run_scan(*, shard: int | None = None, now: float | None = None, drain: bool 
             log.error("%s", exc)
             report.status = "misconfigured"
             return report
+        except db.TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:
+            # The shard's watermark stays (the step is done again next time); the other shards
+            # and the housekeeping (silent devices, publishing) go on.
+            log.exception("scan of shard %d/%d failed", s, shards)
+            report.status, report.error = "failed", repr(exc)[:300]
     if report.busy and len(report.busy) == len(todo):
         report.status = "busy"
     if shard is None or shard == 0:
@@ -309,9 +412,11 @@ def reshard(new_shards: int) -> ReshardReport:
             lower = watermark
             while lower < bound:
                 upper = _step_upper(conn, lower, bound, settings.scan_max_rows, bucket_range(shard, shards))
+                _quarantine_unusable(conn, lower, upper, bucket_range(shard, shards), report)
                 frame = frames.shard_ingested_between(conn, lower, upper, bucket_range(shard, shards))
                 if not frame.empty:
-                    score_frame(conn, frame, report, forests)
+                    failed = score_frame(conn, frame, report, forests)
+                    set_aside(conn, failed, lower, upper, bucket_range(shard, shards), report)
                 report.readings += len(frame)
                 lower = upper
         scan_state.replace_rows(conn, LEGACY_SCAN, [shard_name(s, new_shards) for s in range(new_shards)], bound)

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -23,8 +24,14 @@ from gridmon.config import REPO_ROOT, get_settings, parts_for_log, with_database
 
 log = logging.getLogger(__name__)
 
-_engine: Engine | None = None
+_engines: dict[str, Engine] = {}
 _engine_lock = threading.Lock()
+
+API, JOB = "api", "job"
+_role: ContextVar[str] = ContextVar("gridmon_db_role", default=JOB)
+"""Whose unit of work this is: `api` (requests: GRIDMON_API_STATEMENT_TIMEOUT_S) or `job`
+(everything else: GRIDMON_JOB_STATEMENT_TIMEOUT_S). The API's middleware sets it per request;
+context variables follow a request into the worker threads its sync routes run in."""
 
 
 # Errors that mean "the database is not reachable right now" (retry later), as opposed to errors
@@ -40,28 +47,45 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached; the message names the setting to fix."""
 
 
-def get_engine() -> Engine:
-    """The process's engine (created on first use, from settings)."""
-    global _engine
+def get_engine(role: str | None = None) -> Engine:
+    """The process's engine for `role` (default: the current one), created on first use. Each
+    role's connections carry its statement timeout, so a runaway query is cancelled by the server."""
+    role = role or _role.get()
     with _engine_lock:
-        if _engine is None:
-            _engine = create_engine(
-                get_settings().sqlalchemy_url,
+        engine = _engines.get(role)
+        if engine is None:
+            settings = get_settings()
+            timeout_s = settings.api_statement_timeout_s if role == API else settings.job_statement_timeout_s
+            engine = create_engine(
+                settings.sqlalchemy_url,
                 pool_size=4,
                 max_overflow=4,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                # A request waits this long for a pooled connection, then answers 503.
+                pool_timeout=max(timeout_s, 1.0) if role == API else 30.0,
+                connect_args={"options": f"-c statement_timeout={max(int(timeout_s * 1000), 1)}"},
             )
-        return _engine
+            _engines[role] = engine
+        return engine
 
 
 def dispose_engine() -> None:
     """Drop inherited pooled connections (after fork) without closing the parent's sockets."""
-    global _engine
     with _engine_lock:
-        if _engine is not None:
-            _engine.dispose(close=False)
-            _engine = None
+        for engine in _engines.values():
+            engine.dispose(close=False)
+        _engines.clear()
+
+
+@contextmanager
+def role(name: str) -> Iterator[None]:
+    """Run the enclosed units of work as `name` (`api` or `job`)."""
+    token = _role.set(name)
+    try:
+        yield
+    finally:
+        _role.reset(token)
 
 
 @contextmanager
@@ -110,11 +134,12 @@ def ensure_database(url: str | None = None) -> bool:
 
 
 def migrate(url: str | None = None, revision: str = "head") -> None:
-    """`alembic upgrade head` on the configured database, creating the database first if missing."""
+    """`alembic upgrade head` on the configured database as its owner (GRIDMON_DATABASE_OWNER_URL,
+    else GRIDMON_DATABASE_URL), creating the database first if missing."""
     from alembic import command
     from alembic.config import Config
 
-    url = url or get_settings().database_url
+    url = url or get_settings().owner_url
     ensure_database(url)
     cfg = Config(str(REPO_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(REPO_ROOT / "alembic"))

@@ -1,4 +1,5 @@
-"""The `dead_letters` table: payloads validation rejected, kept with their exact bytes.
+"""The `dead_letters` table: payloads validation rejected, kept with their exact bytes — up to a
+prefix (GRIDMON_DEAD_LETTER_PAYLOAD_BYTES), with the size and SHA-256 of the whole payload.
 
 Written by COPY on the ingest path (in the batch's transaction); listed, replayed and deleted by
 the admin API; counted by reason for the API's metrics.
@@ -14,9 +15,11 @@ import psycopg
 
 from gridmon.domain.readings import DeadLetter
 
-_COPY_DEAD = "COPY dead_letters (received_at, topic, payload, reason, detail) FROM STDIN"
+_COPY_DEAD = (
+    "COPY dead_letters (received_at, topic, payload, reason, detail, payload_size, payload_sha256) FROM STDIN"
+)
 _LIST = """
-SELECT id, received_at, topic, reason, detail, length(payload), substring(payload FROM 1 FOR %(preview)s)
+SELECT id, received_at, topic, reason, detail, payload_size, substring(payload FROM 1 FOR %(preview)s)
 FROM dead_letters
 WHERE (%(reason)s::text IS NULL OR reason = %(reason)s)
   AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s)
@@ -27,7 +30,8 @@ LIMIT %(n)s
 
 
 def write_dead_letters(cur: psycopg.Cursor, dead: Iterable[DeadLetter]) -> int:
-    """COPY dead letters; returns how many."""
+    """COPY dead letters (built by `gridmon.domain.readings.dead_letter`, so already bounded);
+    returns how many."""
     count = 0
     items = list(dead)
     if not items:
@@ -41,6 +45,8 @@ def write_dead_letters(cur: psycopg.Cursor, dead: Iterable[DeadLetter]) -> int:
                     item.payload,
                     item.reason,
                     item.detail,
+                    item.size,
+                    item.sha256,
                 )
             )
             count += 1
@@ -65,10 +71,14 @@ def list_dead_letters(
     return conn.execute(_LIST, params).fetchall()
 
 
-def lock_dead_letter(conn: psycopg.Connection, dead_letter_id: int) -> tuple[str, bytes] | None:
-    """(topic, payload) of one dead letter, row-locked until commit; None if there is no such row."""
-    row = conn.execute("SELECT topic, payload FROM dead_letters WHERE id = %s FOR UPDATE", (dead_letter_id,)).fetchone()
-    return (str(row[0]), bytes(row[1])) if row else None
+def lock_dead_letter(conn: psycopg.Connection, dead_letter_id: int) -> tuple[str, bytes, int] | None:
+    """(topic, stored payload, size of the payload as received) of one dead letter, row-locked
+    until commit; None if there is no such row. The stored payload is shorter than the size when
+    only its prefix was kept."""
+    row = conn.execute(
+        "SELECT topic, payload, payload_size FROM dead_letters WHERE id = %s FOR UPDATE", (dead_letter_id,)
+    ).fetchone()
+    return (str(row[0]), bytes(row[1]), int(row[2])) if row else None
 
 
 def delete_dead_letter(conn: psycopg.Connection, dead_letter_id: int) -> None:

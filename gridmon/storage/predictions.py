@@ -92,6 +92,36 @@ def latest_predictions(conn: psycopg.Connection) -> list[MaintenancePrediction]:
     return [_from_row(row) for row in rows]
 
 
+# The devices with predictions, one index probe each (a "skip scan" over the device_id index),
+# then each device's newest prediction from (device_id, computed_at DESC, id DESC): the work is
+# per device listed, not per prediction ever made. PostgreSQL evaluates the recursive part only
+# as far as the LIMIT asks.
+_LATEST_PAGE = f"""
+WITH RECURSIVE ids AS (
+    (SELECT device_id FROM maintenance_predictions WHERE device_id > %(after)s ORDER BY device_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.device_id FROM maintenance_predictions m WHERE m.device_id > ids.device_id
+            ORDER BY m.device_id LIMIT 1)
+    FROM ids WHERE ids.device_id IS NOT NULL
+)
+SELECT p.* FROM ids CROSS JOIN LATERAL (
+    SELECT {_PREDICTION_COLUMNS} FROM maintenance_predictions mp WHERE mp.device_id = ids.device_id
+    ORDER BY mp.computed_at DESC, mp.id DESC LIMIT 1
+) p
+WHERE ids.device_id IS NOT NULL AND (%(levels)s::text[] IS NULL OR p.risk_level = ANY(%(levels)s::text[]))
+LIMIT %(n)s
+"""
+
+
+def latest_predictions_page(
+    conn: psycopg.Connection, *, after: str | None, risk_levels: list[str] | None, limit: int
+) -> list[MaintenancePrediction]:
+    """The newest prediction of each device after `after` (by device id) whose risk level is one
+    of `risk_levels` (all when None), at most `limit`, read by index (see `_LATEST_PAGE`)."""
+    params = {"after": after or "", "levels": risk_levels or None, "n": limit}
+    return [_from_row(row) for row in conn.execute(_LATEST_PAGE, params).fetchall()]
+
+
 def latest_prediction(conn: psycopg.Connection, device_id: str) -> MaintenancePrediction | None:
     """The newest prediction of one device, or None."""
     row = conn.execute(

@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from gridmon.config import REPO_ROOT, Settings, get_settings, parts_for_log
@@ -56,6 +56,21 @@ def ensure_secrets(env_file: Path) -> list[str]:
         env_file.chmod(0o600)
         get_settings.cache_clear()
     return created
+
+
+def announce_secrets(created: list[str], stream: TextIO | None = None) -> None:
+    """Show generated secrets once, on the terminal, and never through logging: log lines end up
+    in files and collectors. When the output is not a terminal (a service manager, a redirect),
+    only say where the secrets are."""
+    if not created:
+        return
+    out = stream if stream is not None else sys.stderr
+    if out.isatty():
+        out.write("generated on this first run (shown once; also saved in .env, mode 0600):\n")
+        out.writelines(f"  {line}\n" for line in created)
+    else:
+        out.write(f"generated {len(created)} secret(s) on this first run; read them in .env (mode 0600)\n")
+    out.flush()
 
 
 class RunLock:
@@ -179,8 +194,7 @@ def up(*, simulate: bool = True, mode: Mode = Mode.AUTO, flower_port: int = 5555
 
 
 def _run_children(data_dir: Path, simulate: bool, flower_port: int, embedded: EmbeddedServices | None) -> int:
-    for line in ensure_secrets(Path(".env")):  # the file pydantic-settings reads (cwd)
-        log.warning("generated %s (saved in .env)", line)
+    announce_secrets(ensure_secrets(Path(".env")))  # the file pydantic-settings reads (cwd)
     settings = get_settings()
     migrate()
     # Children run where `up` was started, so they read the same `.env` (with the secrets just

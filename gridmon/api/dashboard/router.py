@@ -1,5 +1,8 @@
 """The dashboard's routes: the page at `/`, its files under `/ui/`, the safe ranges it draws,
-and the live event stream at `/live/events`.
+the session that stands in for the token (`/ui/session`, see `gridmon.api.session`) and the live
+event stream at `/live/events` (the read rules, by header or session cookie — never a token in
+the URL — and at most GRIDMON_LIVE_MAX_STREAMS streams per process and
+GRIDMON_LIVE_MAX_STREAMS_PER_CLIENT per client address; 503 beyond).
 
 None of these are in the OpenAPI document: they serve the browser page, not API clients (the
 stream never ends, which also keeps the schema fuzzer away from it). docs/dashboard.md lists them.
@@ -14,20 +17,23 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from gridmon.api.auth import ReadAccess
-from gridmon.api.dashboard.access import require_live_read
 from gridmon.api.dashboard.assets import media_type, plotly_bundle, static_file
 from gridmon.api.dashboard.hub import LiveEvent, LiveHub
-from gridmon.api.params import DeviceId, reject_unknown_query
+from gridmon.api.dashboard.login import router as login_router
+from gridmon.api.dashboard.slots import Slot, StreamSlots
+from gridmon.api.params import DeviceId
 from gridmon.jobs.limits import default_limits, device_limits
 from gridmon.storage.db import connection
 from gridmon.storage.devices import device_exists
 
 router = APIRouter(include_in_schema=False)
+router.include_router(login_router)  # first: `/ui/session` before the `/ui/{name}` files
 
 STREAM_LIFETIME_S = 300.0
 """A stream ends after this long and the browser reconnects by itself: a changed token is checked
@@ -126,11 +132,31 @@ async def event_stream(hub: LiveHub, lifetime_s: float = STREAM_LIFETIME_S) -> A
             yield event.encode()
 
 
-@router.get("/live/events", dependencies=[Depends(require_live_read), Depends(reject_unknown_query)])
+@router.get("/live/events", dependencies=ReadAccess)
 async def live_events(request: Request) -> StreamingResponse:
     """Server-Sent Events: `hello`, `summary` (every second), `alert`, `status`, `resync`."""
+    slot = stream_slots(request).acquire(request.client.host if request.client else "-")
     return StreamingResponse(
-        event_stream(live_hub(request)),
+        _released(event_stream(live_hub(request)), slot),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),  # also when the stream never started
     )
+
+
+async def _released(stream: AsyncIterator[bytes], slot: Slot) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        slot.release()
+
+
+def stream_slots(request: Request) -> StreamSlots:
+    """The app's stream counter (per process)."""
+    slots: StreamSlots | None = getattr(request.app.state, "stream_slots", None)
+    if slots is None:
+        settings = request.app.state.settings
+        slots = StreamSlots(settings.live_max_streams, settings.live_max_streams_per_client)
+        request.app.state.stream_slots = slots
+    return slots

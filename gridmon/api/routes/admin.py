@@ -51,7 +51,9 @@ class TaskStatus(BaseModel):
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    device_id: Annotated[str | None, Field(pattern=DEVICE_ID_PATTERN, description="Only this device.")] = None
+    device_id: Annotated[
+        str | None, Field(pattern=DEVICE_ID_PATTERN, max_length=64, description="Only this device.")
+    ] = None
 
 
 def _enqueue(request: Request, kind: str, kwargs: dict[str, Any] | None = None) -> Enqueued:

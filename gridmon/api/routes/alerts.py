@@ -73,7 +73,9 @@ def _alert(row: dict[str, Any]) -> Alert:
 
 @router.get("/alerts", response_model=Page[Alert], dependencies=ReadAccess, summary="List alerts, newest first")
 def list_alerts(
-    device: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN, description="Only this device.")] = None,
+    device: Annotated[
+        str | None, Query(pattern=DEVICE_ID_PATTERN, max_length=64, description="Only this device.")
+    ] = None,
     severity: Annotated[list[Severity] | None, Query(description="Only these severities (repeatable).")] = None,
     state: Annotated[list[State] | None, Query(description="Only these states (repeatable).")] = None,
     since: Annotated[IsoDatetime | None, Query(description="Only alerts opened at or after this time.")] = None,

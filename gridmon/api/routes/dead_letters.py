@@ -47,7 +47,7 @@ class DeadLetter(BaseModel):
     topic: str
     reason: str
     detail: str
-    payload_size: int = Field(description="Payload size in bytes.")
+    payload_size: int = Field(description="Size in bytes of the payload as received (only a prefix may be stored).")
     payload: str = Field(
         description=f"The payload as UTF-8 text (undecodable bytes replaced), first {PAYLOAD_PREVIEW_BYTES} bytes."
     )
@@ -103,6 +103,7 @@ def list_dead_letters(
     responses={
         **NOT_FOUND,
         422: {"model": ErrorBody, "description": "Still invalid: `reason` says why (the dead letter is kept)"},
+        409: {"model": ErrorBody, "description": "Only a prefix of the payload was kept: it cannot be replayed"},
     },
     summary="Re-validate a dead letter and store it if it passes now (admin)",
 )
@@ -112,13 +113,21 @@ def replay_dead_letter(request: Request, dead_letter_id: RowId) -> Replayed | JS
         row = dead_letters.lock_dead_letter(conn, dead_letter_id)
         if row is None:
             raise HTTPException(status_code=404, detail=f"dead letter {dead_letter_id} not found")
-        topic, payload = row
+        topic, payload, size = row
+        if len(payload) < size:
+            return error_response(
+                409,
+                f"only the first {len(payload)} of {size} bytes were kept (GRIDMON_DEAD_LETTER_PAYLOAD_BYTES): "
+                "this payload cannot be replayed",
+                reason="truncated",
+            )
         outcome = parse_reading(
             topic,
             payload,
             time.time(),
             max_payload_bytes=settings.max_payload_bytes,
             max_future_s=settings.max_future_s,
+            topic_filter=settings.mqtt_topic,
         )
         if isinstance(outcome, Rejection):
             return error_response(422, f"still invalid: {outcome.detail}", reason=outcome.reason)

@@ -18,7 +18,7 @@ from gridmon.domain.maintenance import MaintenancePrediction
 from gridmon.domain.severity import Severity
 from gridmon.storage import devices
 from gridmon.storage.db import connection
-from gridmon.storage.predictions import latest_prediction, latest_predictions
+from gridmon.storage.predictions import latest_prediction, latest_predictions_page
 
 router = APIRouter(tags=["predictions"], responses=DATA_RESPONSES, dependencies=ReadAccess)
 
@@ -65,13 +65,12 @@ def list_predictions(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Page[Prediction]:
-    """Ordered by device id."""
+    """Ordered by device id; read from each device's newest row by index, not from the history."""
     after = decode_cursor(cursor, str)[0] if cursor else None
     with connection() as conn:
-        latest = latest_predictions(conn)
-    chosen = [
-        p for p in latest if (after is None or p.device_id > after) and (not risk_level or p.risk_level in risk_level)
-    ]
+        chosen = latest_predictions_page(
+            conn, after=after, risk_levels=[str(level) for level in risk_level or ()] or None, limit=limit + 1
+        )
     items = [_prediction(p) for p in chosen[:limit]]
     next_cursor = encode_cursor(items[-1].device_id) if len(chosen) > limit else None
     return Page[Prediction](items=items, next_cursor=next_cursor)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from gridmon.api.auth import ReadAccess
-from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND
+from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND, ErrorBody
 from gridmon.api.params import DeviceId, IsoDatetime, aware, now_utc, shifted
 from gridmon.storage import devices, series
 from gridmon.storage.db import connection
@@ -88,6 +88,23 @@ def _resolve_range(start: datetime | None, end: datetime | None) -> tuple[dateti
     return start, end
 
 
+RATE_WINDOW = timedelta(minutes=5)
+
+
+def _within_budget(request: Request, conn: psycopg.Connection, device_id: str, span: timedelta) -> None:
+    """400 when the range holds more readings than one request may aggregate, estimated from the
+    device's rate over its latest RATE_WINDOW (the statement timeout backs an estimate that is off)."""
+    budget = request.app.state.settings.api_max_rows_per_request
+    rate = series.recent_rate(conn, device_id, RATE_WINDOW)
+    estimate = rate * span.total_seconds()
+    if estimate > budget:
+        raise HTTPException(
+            status_code=400,
+            detail=f"this range holds about {estimate:,.0f} readings of {device_id!r} ({rate:.2f}/s recently); "
+            f"at most {budget:,} per request (GRIDMON_API_MAX_ROWS_PER_REQUEST): narrow the range",
+        )
+
+
 def _stats(row: tuple[Any, ...], at: int) -> Stats:
     return Stats(avg=row[at], min=row[at + 1], max=row[at + 2])
 
@@ -96,7 +113,7 @@ def _stats(row: tuple[Any, ...], at: int) -> Stats:
     "/devices/{device_id}/readings",
     response_model=Readings,
     dependencies=ReadAccess,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, 400: {"model": ErrorBody, "description": "The range holds too many readings"}},
     summary="Raw readings or per-bucket avg/min/max/count",
 )
 def get_readings(
@@ -109,7 +126,8 @@ def get_readings(
         int, Query(ge=1, le=MAX_RAW_ROWS, description=f"Raw rows per response (1–{MAX_RAW_ROWS}).")
     ] = DEFAULT_RAW_ROWS,
 ) -> Readings:
-    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise."""
+    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise, and a
+    bucketed range to about GRIDMON_API_MAX_ROWS_PER_REQUEST readings (400 beyond)."""
     start, end = _resolve_range(start, end)
     span = end - start
     if span > MAX_RANGE:
@@ -137,6 +155,7 @@ def get_readings(
                 result.truncated = True
                 result.next_start = rows[limit][0]
             return result
+        _within_budget(request, conn, device_id, end - start)
         timescale = has_timescale(request, conn)
         rows = series.bucketed_readings(conn, device_id, start, end, BUCKETS[bucket], timescale=timescale)
     result.buckets = [

@@ -2,7 +2,7 @@
 // GET /alerts and kept current by `alert` events from the live stream; an acknowledge or resolve
 // updates the row from the API's answer.
 
-import { api, ApiError, getToken, query } from "./api.js";
+import { api, ApiError, getRole, query } from "./api.js";
 import { $, clear, el, fmtAgo, fmtNumber, fmtTime, pill, toast } from "./dom.js";
 
 const PAGE = 100;
@@ -175,7 +175,7 @@ export class AlertsView {
   }
 
   async act(id, action, note = "") {
-    if (!getToken()) {
+    if (!getRole()) {
       toast("Acknowledge and resolve need the admin token.", "warn");
       this.onAdminNeeded();
       return;

@@ -1,15 +1,41 @@
-// Calls to the gridmon API with the token kept in this browser. Errors carry the API's one-line
+// Calls to the gridmon API. The token is never stored by this page: it is sent once to
+// /ui/session, which answers with an HttpOnly, SameSite=Strict session cookie that the browser
+// then sends with every request (and with the live stream). Errors carry the API's one-line
 // `detail` so the page can show what went wrong.
 
-const TOKEN_KEY = "gridmon.token";
+let sessionRole = null; // "admin", "read" or null: what the cookie allows (the page cannot read it)
 
-export function getToken() {
-  return localStorage.getItem(TOKEN_KEY) || "";
+export function getRole() {
+  return sessionRole;
 }
 
-export function setToken(token) {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+export async function loadSession() {
+  try {
+    const response = await fetch("/ui/session", { cache: "no-store" });
+    sessionRole = response.ok ? (await response.json()).role : null;
+  } catch {
+    sessionRole = null;
+  }
+  window.dispatchEvent(new CustomEvent("gridmon:session"));
+  return sessionRole;
+}
+
+// Trade a token for the session cookie (or forget the session when `token` is empty).
+export async function setToken(token) {
+  const init = token
+    ? { method: "POST", headers: { Authorization: `Bearer ${token}` } }
+    : { method: "DELETE" };
+  const response = await fetch("/ui/session", { ...init, cache: "no-store" });
+  if (token && !response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      // not JSON: keep the status text
+    }
+    throw new ApiError(response.status, detail);
+  }
+  await loadSession();
   window.dispatchEvent(new CustomEvent("gridmon:token"));
 }
 
@@ -32,9 +58,8 @@ export function query(params) {
 }
 
 export async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
+  // The header a cross-site form cannot set: the API wants it on writes made with the cookie.
+  const headers = { Accept: "application/json", "X-Requested-With": "gridmon" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,

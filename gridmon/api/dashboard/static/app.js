@@ -1,7 +1,7 @@
 // The dashboard's entry point: hash routes (#/fleet, #/device/<id>, #/alerts, #/models), the
 // summary strip, the token dialog, and the live stream wired to the views.
 
-import { getToken, setToken } from "./api.js";
+import { getRole, loadSession, setToken } from "./api.js";
 import { AlertsView } from "./alerts.js";
 import { DeviceView } from "./device.js";
 import { $, fmtNumber, toast } from "./dom.js";
@@ -10,7 +10,7 @@ import { LiveConnection } from "./live.js";
 import { ModelsView } from "./models.js";
 
 const openTokenDialog = () => {
-  $("token-input").value = getToken();
+  $("token-input").value = ""; // the token is never kept: enter it to start a new session
   $("token-dialog").showModal();
   $("token-input").focus();
 };
@@ -117,22 +117,29 @@ const live = new LiveConnection({
 function bindTokenDialog() {
   const dialog = $("token-dialog");
   $("token-button").addEventListener("click", openTokenDialog);
-  $("token-form").addEventListener("submit", (event) => {
+  $("token-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    setToken($("token-input").value.trim());
-    dialog.close();
-    toast("Token saved in this browser.");
+    const token = $("token-input").value.trim();
+    $("token-input").value = "";
+    try {
+      await setToken(token);
+      dialog.close();
+      toast(`Signed in (${getRole()} access) for this browser session.`);
+    } catch (error) {
+      toast(`Token refused: ${error.detail || error.message}`, "warn");
+    }
   });
-  $("token-forget").addEventListener("click", () => {
-    setToken("");
+  $("token-forget").addEventListener("click", async () => {
+    await setToken("");
     dialog.close();
-    toast("Token forgotten.");
+    toast("Signed out.");
   });
   $("token-cancel").addEventListener("click", () => dialog.close());
   const label = () => {
-    $("token-button").textContent = getToken() ? "Token ✓" : "Token";
+    $("token-button").textContent = getRole() ? "Token ✓" : "Token";
   };
   label();
+  window.addEventListener("gridmon:session", label);
   window.addEventListener("gridmon:token", () => {
     label();
     live.start();
@@ -147,3 +154,4 @@ bindTokenDialog();
 window.addEventListener("hashchange", route);
 route();
 live.start();
+loadSession(); // the cookie needs no loading; this only tells the token button what it allows

@@ -1,8 +1,7 @@
-// The live connection: Server-Sent Events from /live/events. EventSource cannot send headers, so
-// the token travels as `?token=` on this one URL. The browser reconnects by itself after a
-// dropped or ended stream; a stream refused outright (e.g. 401) is retried here after a pause.
-
-import { getToken } from "./api.js";
+// The live connection: Server-Sent Events from /live/events. EventSource cannot send headers; the
+// browser sends the session cookie (see api.js), so no token is ever part of the URL. The browser
+// reconnects by itself after a dropped or ended stream; a stream refused outright (e.g. 401, or
+// 503 when too many are open) is retried here after a pause.
 
 const RETRY_CLOSED_MS = 5000;
 
@@ -14,8 +13,7 @@ export class LiveConnection {
   }
 
   url() {
-    const token = getToken();
-    return token ? `/live/events?token=${encodeURIComponent(token)}` : "/live/events";
+    return "/live/events";
   }
 
   start() {

@@ -1,7 +1,7 @@
 // Models: the anomaly model versions with their training figures, and a retrain button that
 // follows the Celery task through GET /admin/tasks/{id} until it is done.
 
-import { api, ApiError, getToken } from "./api.js";
+import { api, ApiError, getRole } from "./api.js";
 import { $, clear, el, fmtNumber, fmtTime, pill, toast } from "./dom.js";
 
 const POLL_MS = 1000;
@@ -74,7 +74,7 @@ export class ModelsView {
   }
 
   async retrain() {
-    if (!getToken()) {
+    if (!getRole()) {
       toast("Retraining needs the admin token.", "warn");
       this.onAdminNeeded();
       return;
