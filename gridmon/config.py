@@ -185,6 +185,16 @@ class Settings(BaseSettings):
             raise ValueError("GRIDMON_MQTT_PROTOCOL must be 5 (MQTT 5.0) or 4 (MQTT 3.1.1)")
         return value
 
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _optional_base_url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") or None if value else None
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return value.rstrip("/")
+
     @field_validator("admin_token", "read_token", "flower_password", "mqtt_username", "mqtt_password")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
@@ -344,6 +354,21 @@ class Settings(BaseSettings):
                 "header), or oversized payloads are dropped by the broker instead of dead-lettered"
             )
         return self
+    # --- Alertmanager --------------------------------------------------------------------------
+    alertmanager_url: str | None = Field(None, validation_alias=_env("ALERTMANAGER_URL"))
+    """Alertmanager base URL (e.g. `http://alertmanager:9093`): every alert state change is posted to
+    its v2 API from the outbox, beside Redis. Unset = off."""
+
+    alertmanager_resend_s: float = Field(60.0, gt=0, validation_alias=_env("ALERTMANAGER_RESEND_S"))
+    """How often the alerts still firing are posted to Alertmanager again; keep it well below
+    Alertmanager's `resolve_timeout` (default 5 min), or Alertmanager resolves them meanwhile."""
+
+    alertmanager_timeout_s: float = Field(5.0, gt=0, validation_alias=_env("ALERTMANAGER_TIMEOUT_S"))
+    """HTTP timeout of one post to Alertmanager; a failed post leaves its events pending in the outbox."""
+
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("PUBLIC_URL"))
+    """Where operators open the API and dashboard: alert links (Alertmanager's `generatorURL` and
+    `link` annotation) point to `<public_url>/#/device/<device_id>`."""
 
     @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:
