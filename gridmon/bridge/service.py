@@ -46,6 +46,7 @@ class Bridge:
         self.client_id = client_id or settings.mqtt_client_id
         self._app = app
         self._metrics = metrics.bridge()
+        self._metrics.connected.set_function(lambda: 1.0 if self.healthy() else 0.0)
         self._client = make_client(settings, self.client_id, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

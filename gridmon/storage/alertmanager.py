@@ -29,7 +29,13 @@ WHERE {where}
 ORDER BY p.device_id, p.computed_at DESC, p.id DESC
 """
 _PREDICTION_FIELDS = (
-    "device_id", "risk_level", "risk_score", "predicted_failure_date", "computed_at", "kind", "location"
+    "device_id",
+    "risk_level",
+    "risk_score",
+    "predicted_failure_date",
+    "computed_at",
+    "kind",
+    "location",
 )
 
 
