@@ -103,6 +103,20 @@ class Settings(BaseSettings):
     max_future_s: float = Field(300.0, ge=0, validation_alias=_env("MAX_FUTURE_S"))
     """Readings stamped further than this in the future are dead-lettered."""
 
+    # --- Sparkplug B ------------------------------------------------------------------------
+    sparkplug_group: str | None = Field(None, validation_alias=_env("SPARKPLUG_GROUP"))
+    """Sparkplug B group id the bridge also subscribes to (`spBv1.0/<group>/N|D BIRTH|DEATH|DATA/…`;
+    `+` = every group). Unset = off. Enable it on one bridge only: a node's births and data must
+    reach the same bridge."""
+
+    sparkplug_metric_map: dict[str, str] = Field(default_factory=dict, validation_alias=_env("SPARKPLUG_METRIC_MAP"))
+    """Sparkplug metric name → reading field (`voltage`, `current`, `temperature` or an extra
+    metric name), JSON; names not listed map by their normalised last path segment (docs/sparkplug.md)."""
+
+    sparkplug_birth_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("SPARKPLUG_BIRTH_TIMEOUT_S"))
+    """Data by alias that arrived before its birth certificate waits this long for the rebirth it
+    asked for; then it is dead-lettered (`sparkplug_no_birth`), never dropped."""
+
     # --- storage ---------------------------------------------------------------------------
     timescale_chunk_interval: str = Field("1 day", validation_alias=_env("TIMESCALE_CHUNK_INTERVAL"))
     """Hypertable chunk interval (TimescaleDB only)."""
