@@ -47,6 +47,8 @@ from gridmon.domain.wire import encode_dead, encode_status
 log = logging.getLogger(__name__)
 
 REBIRTH_INTERVAL_S = 5.0
+_TOPIC_CACHE = 100_000
+_FLUSH_EVERY = 256
 MAX_HELD = 10_000  # held messages per node or device; beyond, they are dead-lettered at once
 
 Key = tuple[str, str, str | None]  # (group, node, device or None for the node itself)
@@ -92,6 +94,13 @@ class SparkplugHandler:
         self._bd_seq: dict[tuple[str, str], int | None] = {}
         self._held: dict[Key, list[_Held]] = {}
         self._rebirth_at: dict[tuple[str, str], float] = {}
+        # Hot-path caches: parsed topics (a fleet has a bounded set), counter children, one
+        # reusable payload message (protobuf parses into it without allocating a new one).
+        self._topics: dict[str, spb.Topic] = {}
+        self._counters = {kind: self._metrics.sparkplug_messages.labels(kind) for kind in spb.DATA_TYPES}
+        self._counts = dict.fromkeys(spb.DATA_TYPES, 0)  # added to the counters every _FLUSH_EVERY messages
+        self._uncounted = 0
+        self._message = spb.Payload()
 
     # --- entry points -----------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, ack: Ack | None, now: float) -> None:
@@ -103,8 +112,10 @@ class SparkplugHandler:
                 self._dead(now, topic, payload, ack, SPARKPLUG_MALFORMED, f"handling failed: {exc!r}"[:300])
 
     def expire(self, now: float) -> None:
-        """Dead-letter held data whose birth did not come in time (called every heartbeat)."""
+        """Dead-letter held data whose birth did not come in time, and bring the message counters
+        up to date (called every heartbeat)."""
         with self._lock:
+            self._flush_counts()
             for key in list(self._held):
                 keep = []
                 for held in self._held[key]:
@@ -120,13 +131,23 @@ class SparkplugHandler:
 
     # --- messages -----------------------------------------------------------------------------
     def _handle(self, topic: str, payload: bytes, ack: Ack | None, now: float) -> None:
-        parsed = spb.parse_topic(topic)
+        parsed = self._topics.get(topic)
         if parsed is None:
-            self._dead(now, topic, payload, ack, SPARKPLUG_MALFORMED, "not a Sparkplug B data topic")
-            return
-        self._metrics.sparkplug_messages.labels(parsed.type).inc()
+            parsed = spb.parse_topic(topic)
+            if parsed is None:
+                self._dead(now, topic, payload, ack, SPARKPLUG_MALFORMED, "not a Sparkplug B data topic")
+                return
+            if len(self._topics) >= _TOPIC_CACHE:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        self._counts[parsed.type] += 1
+        self._uncounted += 1
+        if self._uncounted >= _FLUSH_EVERY:
+            self._flush_counts()
+        # Reused: a birth re-handles its held messages only after it is done with its own.
+        message = self._message
         try:
-            message = spb.decode(payload)
+            message.ParseFromString(payload)
         except DecodeError as exc:
             self._dead(now, topic, payload, ack, SPARKPLUG_MALFORMED, f"not a Sparkplug B payload: {exc}"[:300])
             return
@@ -195,17 +216,26 @@ class SparkplugHandler:
     ) -> bool:
         """Turn a data message into a reading (or a dead letter); False when it must wait for a birth."""
         entity = self._entities.get(key)
-        values = dict(entity.values) if entity is not None else {}
+        values = entity.values.copy() if entity is not None else {}
+        aliases = entity.aliases if entity is not None else {}
         for metric in message.metrics:
-            if metric.name:
-                target = spb.field_for(metric.name, self._map)
-                datatype = metric.datatype or (entity.datatypes.get(metric.name, 0) if entity else 0)
-            elif entity is not None and metric.HasField("alias") and int(metric.alias) in entity.aliases:
-                target, datatype = entity.aliases[int(metric.alias)]
+            name = metric.name
+            if name:
+                target = spb.field_for(name, self._map)
+                datatype = metric.datatype or (entity.datatypes.get(name, 0) if entity else 0)
             else:
-                return False  # an alias without its birth certificate
+                spec = aliases.get(metric.alias)
+                if spec is None:
+                    return False  # an alias without its birth certificate
+                target, datatype = spec
+            if target is None:
+                continue
+            kind = metric.WhichOneof("value")
+            if kind == "double_value" and not metric.is_null:  # the common case, without a call
+                values[target] = metric.double_value
+                continue
             value = spb.number(metric, datatype)
-            if target is not None and value is not None:
+            if value is not None:
                 values[target] = value
         if entity is None:
             # Decodable by names, but the host has no birth: ask for one (the node's state is unknown).
@@ -228,6 +258,13 @@ class SparkplugHandler:
         self._request_rebirth(parsed, now)
 
     # --- helpers ------------------------------------------------------------------------------
+    def _flush_counts(self) -> None:
+        for kind, count in self._counts.items():
+            if count:
+                self._counters[kind].inc(count)
+                self._counts[kind] = 0
+        self._uncounted = 0
+
     def _reading(self, parsed: spb.Topic, values: dict[str, float], message: Any, now: float) -> Any:
         seq = int(message.seq) if message.HasField("seq") else None
         ts = message.timestamp / 1000.0 if message.HasField("timestamp") else _metric_timestamp(message)

@@ -381,6 +381,11 @@ def _device_id(topic: str, topic_filter: str, claimed: Any) -> str:
     return from_topic
 
 
+(_V_LOW, _V_HIGH), (_I_LOW, _I_HIGH), (_T_LOW, _T_HIGH) = (PHYSICAL_LIMITS[m] for m in CORE_METRICS)
+_VALID_IDS: set[str] = set()  # device ids already checked (a fleet's ids repeat on every message)
+_VALID_IDS_MAX = 100_000
+
+
 def reading_from_values(
     device_id: str,
     timestamp: float | None,
@@ -393,9 +398,32 @@ def reading_from_values(
     """Validate already-decoded values (a binary protocol's metrics) like a JSON payload: the same
     device-id, timestamp, physical-range and extra-metric checks. `values` holds the core metrics
     and any further numeric ones by name."""
+    # Fast path (bridge hot path): a known id, an epoch in seconds, the three core metrics within
+    # their physical ranges (NaN fails every comparison) and nothing else. Anything else takes
+    # the checked path below, which names the problem.
+    if (
+        len(values) == 3
+        and device_id in _VALID_IDS
+        and type(timestamp) is float
+        and TS_MIN <= timestamp < TS_MAX
+        and timestamp <= now + max_future_s
+    ):
+        voltage, current, temperature = values.get("voltage"), values.get("current"), values.get("temperature")
+        if (
+            voltage is not None
+            and current is not None
+            and temperature is not None
+            and _V_LOW <= voltage <= _V_HIGH
+            and _I_LOW <= current <= _I_HIGH
+            and _T_LOW <= temperature <= _T_HIGH
+        ):
+            return Reading(device_id, round(timestamp, 6), voltage, current, temperature, None, seq)
     try:
-        if not valid_device_id(device_id):
-            raise _Invalid(BAD_DEVICE_ID, f"device_id {device_id[:80]!r} must be {DEVICE_ID_RULE}")
+        if device_id not in _VALID_IDS:
+            if not valid_device_id(device_id):
+                raise _Invalid(BAD_DEVICE_ID, f"device_id {device_id[:80]!r} must be {DEVICE_ID_RULE}")
+            if len(_VALID_IDS) < _VALID_IDS_MAX:
+                _VALID_IDS.add(device_id)
         if timestamp is None:
             raise _Invalid(MISSING_FIELD, "field 'timestamp' is missing")
         ts = parse_timestamp(timestamp)
@@ -406,8 +434,10 @@ def reading_from_values(
         voltage = _metric(values, "voltage")
         current = _metric(values, "current")
         temperature = _metric(values, "temperature")
-        others = {k: v for k, v in values.items() if k not in _RESERVED}
-        extra = _extra_metrics(others) if others else None
+        extra = None
+        if len(values) > len(CORE_METRICS):
+            others = {k: v for k, v in values.items() if k not in _RESERVED}
+            extra = _extra_metrics(others) if others else None
     except _Invalid as bad:
         return Rejection(bad.reason, bad.detail)
     return Reading(device_id, ts, voltage, current, temperature, extra, seq)

@@ -26,8 +26,10 @@ from gridmon.domain.readings import CORE_METRICS
 from gridmon.domain.sparkplug_schema import (
     BOOLEAN,
     DOUBLE,
+    FLOAT,
     INT64,
     SIGNED_32,
+    STRING,
     Payload,
 )
 
@@ -129,7 +131,7 @@ def metric_int(message: Any, name: str) -> int | None:
 
 
 def encode(
-    metrics: Sequence[tuple[str | None, int | None, int, float | bool]],
+    metrics: Sequence[tuple[str | None, int | None, int, float | bool | str]],
     *,
     timestamp_ms: int | None = None,
     seq: int | None = None,
@@ -148,6 +150,10 @@ def encode(
             metric.boolean_value = bool(value)
         elif datatype == DOUBLE:
             metric.double_value = float(value)
+        elif datatype == FLOAT:
+            metric.float_value = float(value)
+        elif datatype == STRING:
+            metric.string_value = str(value)
         elif datatype == INT64:
             metric.long_value = int(value) & ((1 << 64) - 1)
         else:
