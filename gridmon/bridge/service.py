@@ -109,7 +109,7 @@ class Bridge:
         ack: Ack | None = (self._generation, mid, qos) if qos else None
         now = time.time()
         if self._sparkplug is not None and topic.startswith(NAMESPACE):
-            self._sparkplug.handle(topic, bytes(payload), ack, now)
+            self._sparkplug.handle(topic, payload, ack, now)
             return
         result: Reading | Rejection
         try:

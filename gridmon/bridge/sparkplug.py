@@ -52,6 +52,7 @@ _FLUSH_EVERY = 256
 MAX_HELD = 10_000  # held messages per node or device; beyond, they are dead-lettered at once
 
 Key = tuple[str, str, str | None]  # (group, node, device or None for the node itself)
+Raw = bytes | bytearray  # an MQTT payload as the client hands it over
 
 
 @dataclass
@@ -96,14 +97,14 @@ class SparkplugHandler:
         self._rebirth_at: dict[tuple[str, str], float] = {}
         # Hot-path caches: parsed topics (a fleet has a bounded set), counter children, one
         # reusable payload message (protobuf parses into it without allocating a new one).
-        self._topics: dict[str, spb.Topic] = {}
+        self._topics: dict[str, tuple[spb.Topic, Key]] = {}
         self._counters = {kind: self._metrics.sparkplug_messages.labels(kind) for kind in spb.DATA_TYPES}
         self._counts = dict.fromkeys(spb.DATA_TYPES, 0)  # added to the counters every _FLUSH_EVERY messages
         self._uncounted = 0
         self._message = spb.Payload()
 
     # --- entry points -----------------------------------------------------------------------
-    def handle(self, topic: str, payload: bytes, ack: Ack | None, now: float) -> None:
+    def handle(self, topic: str, payload: Raw, ack: Ack | None, now: float) -> None:
         with self._lock:
             try:
                 self._handle(topic, payload, ack, now)
@@ -130,16 +131,17 @@ class SparkplugHandler:
                     del self._held[key]
 
     # --- messages -----------------------------------------------------------------------------
-    def _handle(self, topic: str, payload: bytes, ack: Ack | None, now: float) -> None:
-        parsed = self._topics.get(topic)
-        if parsed is None:
-            parsed = spb.parse_topic(topic)
-            if parsed is None:
+    def _handle(self, topic: str, payload: Raw, ack: Ack | None, now: float) -> None:
+        cached = self._topics.get(topic)
+        if cached is None:
+            found = spb.parse_topic(topic)
+            if found is None:
                 self._dead(now, topic, payload, ack, SPARKPLUG_MALFORMED, "not a Sparkplug B data topic")
                 return
             if len(self._topics) >= _TOPIC_CACHE:
                 self._topics.clear()
-            self._topics[topic] = parsed
+            cached = self._topics[topic] = (found, (found.group, found.node, found.device))
+        parsed, key = cached
         self._counts[parsed.type] += 1
         self._uncounted += 1
         if self._uncounted >= _FLUSH_EVERY:
@@ -151,16 +153,17 @@ class SparkplugHandler:
         except DecodeError as exc:
             self._dead(now, topic, payload, ack, SPARKPLUG_MALFORMED, f"not a Sparkplug B payload: {exc}"[:300])
             return
-        key: Key = (parsed.group, parsed.node, parsed.device)
-        if parsed.type in ("NBIRTH", "DBIRTH"):
+        kind = parsed.type
+        if kind == "DDATA" or kind == "NDATA":
+            if not self._data(parsed, key, message, topic, payload, ack, now):
+                self._hold(parsed, key, topic, bytes(payload), ack, now)
+        elif kind == "DBIRTH" or kind == "NBIRTH":
             self._birth(parsed, key, message, topic, payload, ack, now)
-        elif parsed.type in ("NDEATH", "DDEATH"):
+        else:
             self._death(parsed, key, message, ack, now)
-        elif not self._data(parsed, key, message, topic, payload, ack, now):
-            self._hold(parsed, key, topic, payload, ack, now)
 
     def _birth(
-        self, parsed: spb.Topic, key: Key, message: Any, topic: str, payload: bytes, ack: Ack | None, now: float
+        self, parsed: spb.Topic, key: Key, message: Any, topic: str, payload: Raw, ack: Ack | None, now: float
     ) -> None:
         entity = _Entity()
         for metric in message.metrics:
@@ -212,12 +215,14 @@ class SparkplugHandler:
         self._batcher.add_status(encode_status(ts, "death", "node", parsed.node), ack)
 
     def _data(
-        self, parsed: spb.Topic, key: Key, message: Any, topic: str, payload: bytes, ack: Ack | None, now: float
+        self, parsed: spb.Topic, key: Key, message: Any, topic: str, payload: Raw, ack: Ack | None, now: float
     ) -> bool:
         """Turn a data message into a reading (or a dead letter); False when it must wait for a birth."""
         entity = self._entities.get(key)
         values = entity.values.copy() if entity is not None else {}
         aliases = entity.aliases if entity is not None else {}
+        # Hot loop: every attribute of a protobuf message costs a C call, so each metric is read
+        # as few times as possible (a set value implies is_null is false).
         for metric in message.metrics:
             name = metric.name
             if name:
@@ -231,12 +236,12 @@ class SparkplugHandler:
             if target is None:
                 continue
             kind = metric.WhichOneof("value")
-            if kind == "double_value" and not metric.is_null:  # the common case, without a call
+            if kind == "double_value":
                 values[target] = metric.double_value
-                continue
-            value = spb.number(metric, datatype)
-            if value is not None:
-                values[target] = value
+            elif kind is not None:
+                value = spb.number(metric, datatype)
+                if value is not None:
+                    values[target] = value
         if entity is None:
             # Decodable by names, but the host has no birth: ask for one (the node's state is unknown).
             self._request_rebirth(parsed, now)
@@ -280,9 +285,9 @@ class SparkplugHandler:
         self._metrics.sparkplug_rebirths.inc()
         log.info("sparkplug rebirth requested group=%s node=%s", parsed.group, parsed.node)
 
-    def _dead(self, now: float, topic: str, payload: bytes, ack: Ack | None, reason: str, detail: str) -> None:
+    def _dead(self, now: float, topic: str, payload: Raw, ack: Ack | None, reason: str, detail: str) -> None:
         self._metrics.dead_letters.labels(reason).inc()
-        letter = encode_dead(now, topic, payload, Rejection(reason, detail), keep_bytes=self._keep_bytes)
+        letter = encode_dead(now, topic, bytes(payload), Rejection(reason, detail), keep_bytes=self._keep_bytes)
         self._batcher.add_dead(letter, ack)
 
 

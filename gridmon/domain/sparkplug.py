@@ -105,7 +105,7 @@ def field_for(name: str, explicit: dict[str, str]) -> str | None:
 def number(metric: Any, datatype: int | None) -> float | None:
     """A metric's numeric value (signed integers decoded by their datatype); None if not a number."""
     kind = metric.WhichOneof("value")
-    if kind is None or metric.is_null:
+    if kind is None:  # no value set: null (is_null) or not sent
         return None
     if kind == "double_value":
         return float(metric.double_value)
