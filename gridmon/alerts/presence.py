@@ -38,7 +38,13 @@ def apply_status(conn: psycopg.Connection, items: Sequence[Sequence[Any]]) -> li
     for ts, event, scope, ident in items:
         devices = [str(ident)] if scope == "device" else silences.node_devices(conn, str(ident))
         plan.append((float(ts), str(event), str(scope), devices))
-    for device in sorted({d for *_, devices in plan for d in devices}):
+    # A birth only matters to a device with an open no_data alert: after a restart of a fleet
+    # that is a handful of a thousand births, so the rest cost one query, not a lock each.
+    births = sorted({d for _, event, _, devices in plan if event == "birth" for d in devices})
+    silent = silences.with_unresolved(conn, births, METRIC) if births else set()
+    touched = {d for _, event, _, devices in plan if event == "death" for d in devices} | silent
+    plan = [(ts, event, scope, [d for d in devices if d in touched]) for ts, event, scope, devices in plan]
+    for device in sorted(touched):
         store.lock_key(conn, device, METRIC)  # sorted, like every alert writer
     events: list[AlertEvent] = []
     for ts, event, scope, devices in plan:

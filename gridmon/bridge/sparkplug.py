@@ -191,7 +191,9 @@ class SparkplugHandler:
         else:
             self._batcher.add_status(status, None)
             self._batcher.add_reading(reading, ack)
-        log.info("sparkplug %s topic=%s aliases=%d", parsed.type, topic, len(entity.aliases))
+        # A fleet restarting sends thousands of DBIRTHs: node births at info, device births at debug.
+        log.log(logging.INFO if scope == "node" else logging.DEBUG, "sparkplug %s topic=%s aliases=%d",
+                parsed.type, topic, len(entity.aliases))
         for held in self._held.pop(key, []):
             self._handle(held.topic, held.payload, held.ack, now)
 

@@ -56,3 +56,12 @@ def node_devices(conn: psycopg.Connection, node: str) -> list[str]:
         {"n": node},
     ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def with_unresolved(conn: psycopg.Connection, device_ids: list[str], metric: str) -> set[str]:
+    """Which of these devices have an unresolved `metric` alert (one query for a whole batch)."""
+    rows = conn.execute(
+        "SELECT device_id FROM alerts WHERE metric = %s AND state <> 'resolved' AND device_id = ANY(%s)",
+        (metric, device_ids),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
