@@ -81,7 +81,7 @@ def test_open_grouped_then_resolved(db, redis_client, alertmanager, hook, monkey
     }
     assert voltage["annotations"]["value"] == "258"
     assert voltage["annotations"]["link"].endswith("/#/device/tx-1")
-    assert "expected" not in voltage["annotations"]  # the alert row has no expected band
+    assert "expected" not in voltage["annotations"]  # a limit alert has no expected band
 
     pending = db.execute("SELECT count(*) FROM alert_outbox WHERE alertmanager_at IS NULL").fetchone()
     assert pending == (0,)
@@ -143,8 +143,8 @@ def test_escalation_replaces_the_label_set_and_no_data_inhibits_anomalies(db, re
     assert [(a["labels"]["severity"], a["annotations"]["value"]) for a in active] == [("critical", "290")]
 
     db.execute(
-        "INSERT INTO alerts (device_id, metric, detector, state, severity, opened_at, last_seen_at, description)"
-        " VALUES ('dev-x', 'no_data', 'staleness', 'open', 'medium', now(), now(), 'no data for 600 s')"
+        "INSERT INTO alerts (device_id, metric, detector, state, severity, opened_at, last_seen_at, description, kind)"
+        " VALUES ('dev-x', 'no_data', 'staleness', 'open', 'medium', now(), now(), 'no data for 600 s', 'no_data')"
     )
     db.execute(
         "INSERT INTO alert_outbox (topic, device_id, alert_id, event, payload) SELECT 'anomalies', device_id, id,"
@@ -177,31 +177,37 @@ def test_firing_alerts_are_re_sent_before_resolve_timeout(db, redis_client, tmp_
         publisher.close()
 
 
-def test_mapping_is_table_driven_and_carries_an_expected_band_when_the_row_has_one(monkeypatch):
+def test_mapping_is_table_driven_and_carries_the_expected_band_when_the_row_has_one(monkeypatch):
     from datetime import UTC, datetime
 
     from gridmon.domain import alertmanager as am
 
     row = {
-        "id": 7, "device_id": "d1", "metric": "current", "severity": "low", "detector": "zscore",
+        "id": 7, "device_id": "d1", "metric": "current", "severity": "low", "detector": "safety",
         "state": "resolved", "opened_at": "2026-12-01T10:00:00+00:00", "resolved_at": "2026-12-01T10:05:00+00:00",
-        "last_seen_at": "2026-12-01T10:04:00+00:00", "value": 7.25, "description": "current high", "kind": None,
+        "last_seen_at": "2026-12-01T10:04:00+00:00", "value": 7.25, "description": "current high", "kind": "limit",
+        "metrics": ["current"], "expected": None, "band_lo": None, "band_hi": None, "device_location": None,
     }
     alert = am.anomaly_alert(row, "http://ops.example:8000")
     assert alert["labels"] == {"alertname": "GridAnomaly", "device": "d1", "metric": "current", "severity": "low",
-                               "detector": "zscore"}
+                               "detector": "safety"}
     assert (alert["startsAt"], alert["endsAt"]) == ("2026-12-01T10:00:00Z", "2026-12-01T10:05:00Z")
-    assert "expected" not in alert["annotations"]
-    banded = am.anomaly_alert({**row, "state": "open", "expected_low": 3.5, "expected_high": 4.5}, "http://x")
-    assert banded["annotations"]["expected"] == "3.5 .. 4.5" and "endsAt" not in banded
-    assert am.anomaly_alert({**row, "expected": 4.0}, "http://x")["annotations"]["expected"] == "4"
+    assert "expected" not in alert["annotations"] and "band" not in alert["annotations"]
+    streaming = {**row, "state": "open", "kind": "anomaly", "detector": "stream", "metrics": ["current", "voltage"],
+                 "expected": 4.0, "band_lo": 3.5, "band_hi": 4.5}
+    banded = am.anomaly_alert(streaming, "http://x")
+    assert {k: banded["annotations"][k] for k in ("expected", "band", "metrics")} == {
+        "expected": "4", "band": "3.5 .. 4.5", "metrics": "current,voltage"
+    }
+    assert "endsAt" not in banded and banded["labels"]["alertname"] == "GridAnomaly"
 
-    assert am.alertname_for("no_data") == "GridNoData"
-    monkeypatch.setitem(am.ALERTNAME_BY_KIND, "data_gap", am.DATA_GAP)  # the one line issue 14 adds
-    assert am.anomaly_alert({**row, "metric": "data_gap"}, "http://x")["labels"]["alertname"] == "GridDataGap"
+    assert am.alertname_for({"kind": "no_data", "metric": "no_data"}) == "GridNoData"
+    assert am.alertname_for({"metric": "no_data"}) == "GridNoData"  # a row from before the kind column
+    monkeypatch.setitem(am.ALERTNAME_BY_KIND, "data_gap", am.DATA_GAP)  # the one line loss accounting adds
+    assert am.anomaly_alert({**row, "kind": "data_gap"}, "http://x")["labels"]["alertname"] == "GridDataGap"
     maintenance = am.maintenance_alert(
         {"device_id": "d1", "risk_level": "high", "risk_score": 0.8, "predicted_failure_date": None,
-         "computed_at": datetime(2026, 12, 1, tzinfo=UTC), "location": "south"},
+         "computed_at": datetime(2026, 12, 1, tzinfo=UTC), "device_location": "south"},
         "http://x", firing=True, now=datetime.now(UTC),
     )
     assert maintenance["labels"] == {"alertname": "GridMaintenance", "device": "d1", "metric": "risk",

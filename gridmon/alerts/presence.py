@@ -68,6 +68,7 @@ def apply_status(conn: psycopg.Connection, items: Sequence[Sequence[Any]]) -> li
                 value_ts=None,
                 score=None,
                 description=_WHAT[scope],
+                kind="no_data",
             )
             events.append(store.emit(conn, row, "opened", ts))
     if events:

@@ -1,19 +1,20 @@
 """gridmon alerts as Prometheus Alertmanager alerts (the v2 API's `postableAlert`): pure mapping.
 
-Which `alertname` an alert gets is decided by tables, so a new kind of alert is one line:
-- an anomaly alert's `metric` column names its kind when it is a special one
-  (`ALERTNAME_BY_KIND`: `no_data` → `GridNoData`); every other metric is `GridAnomaly`;
+Which `alertname` an alert gets is decided by a table, so a new kind of alert is one line:
+- `ALERTNAME_BY_KIND` maps the `alerts.kind` column: `limit` (safety limits) and `anomaly` (the
+  streaming detector) → `GridAnomaly`, `no_data` → `GridNoData`;
 - a maintenance notification (outbox topic `maintenance`) is `GridMaintenance`.
 The loss-accounting alert kind `data_gap` (`GridDataGap`) does not exist yet; when it does, it
 gets its line in `ALERTNAME_BY_KIND`.
 
 Labels (the alert's identity in Alertmanager, all low-cardinality): `alertname`, `device`,
 `metric`, `severity`, `detector`, and the device profile's `kind` and `location` when set.
-Annotations: `summary`, `description`, `value`, `expected` (only when the alert row carries an
-expected value or band: `expected`, `expected_low`/`expected_high`), `episode_id`, `link` (the
-device page). `startsAt` is when the episode opened; `endsAt` is set only once it resolved — a
-firing alert carries none, so Alertmanager resolves it after its `resolve_timeout` unless it is
-posted again (the publisher re-sends firing alerts every `alertmanager_resend_s`).
+Annotations: `summary`, `description`, `value`, `expected` and `band` (only when the alert row
+carries them: the streaming detector's expected value and band, columns `expected`, `band_lo`,
+`band_hi`), `metrics` (an anomaly's metrics), `episode_id`, `link` (the device page).
+`startsAt` is when the episode opened; `endsAt` is set only once it resolved — a firing alert
+carries none, so Alertmanager resolves it after its `resolve_timeout` unless it is posted again
+(the publisher re-sends firing alerts every `alertmanager_resend_s`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ NO_DATA = "GridNoData"
 DATA_GAP = "GridDataGap"
 
 ALERTNAME_BY_KIND: dict[str, str] = {
+    "limit": ANOMALY,
+    "anomaly": ANOMALY,
     "no_data": NO_DATA,
 }
-"""Special alert kinds (the `alerts.metric` value) → alertname; any other metric is `GridAnomaly`."""
+"""Alert kinds (the `alerts.kind` column) → alertname; an unknown kind is `GridAnomaly`."""
 
-PROFILE_LABELS = ("kind", "location")
+PROFILE_LABELS = ("kind", "location")  # labels from the row's `device_kind`, `device_location`
 MAINTENANCE_METRIC = "risk"
 MAINTENANCE_DETECTOR = "maintenance"
 
@@ -53,8 +56,10 @@ def iso(value: Any) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def alertname_for(metric: str) -> str:
-    return ALERTNAME_BY_KIND.get(metric, ANOMALY)
+def alertname_for(row: dict[str, Any]) -> str:
+    """The alertname of an `alerts` row (rows from before the `kind` column: `no_data` by metric)."""
+    kind = row.get("kind") or ("no_data" if row.get("metric") == "no_data" else "limit")
+    return ALERTNAME_BY_KIND.get(str(kind), ANOMALY)
 
 
 def device_link(public_url: str, device_id: str) -> str:
@@ -63,8 +68,9 @@ def device_link(public_url: str, device_id: str) -> str:
 
 def _profile(labels: Labels, row: dict[str, Any]) -> Labels:
     for name in PROFILE_LABELS:
-        if row.get(name):
-            labels[name] = str(row[name])
+        value = row.get(f"device_{name}")
+        if value:
+            labels[name] = str(value)
     return labels
 
 
@@ -72,20 +78,21 @@ def _number(value: Any) -> str:
     return f"{float(value):.6g}"
 
 
-def expected_text(row: dict[str, Any]) -> str | None:
-    """The expected value or band of an alert, when its row has one."""
-    low, high = row.get("expected_low"), row.get("expected_high")
-    if low is not None and high is not None:
-        return f"{_number(low)} .. {_number(high)}"
+def expectation(row: dict[str, Any]) -> dict[str, str]:
+    """The `expected` value and `band` annotations of an alert, those its row has."""
+    out = {}
     if row.get("expected") is not None:
-        return _number(row["expected"])
-    return None
+        out["expected"] = _number(row["expected"])
+    low, high = row.get("band_lo"), row.get("band_hi")
+    if low is not None and high is not None:
+        out["band"] = f"{_number(low)} .. {_number(high)}"
+    return out
 
 
 def anomaly_labels(row: dict[str, Any]) -> Labels:
     """The labels of an `alerts` row (with the device's `kind`/`location` when known)."""
     labels = {
-        "alertname": alertname_for(str(row["metric"])),
+        "alertname": alertname_for(row),
         "device": str(row["device_id"]),
         "metric": str(row["metric"]),
         "severity": str(row["severity"]),
@@ -106,9 +113,9 @@ def anomaly_alert(row: dict[str, Any], public_url: str) -> Alert:
     }
     if row.get("value") is not None:
         annotations["value"] = _number(row["value"])
-    expected = expected_text(row)
-    if expected is not None:
-        annotations["expected"] = expected
+    annotations.update(expectation(row))
+    if row.get("metrics"):
+        annotations["metrics"] = ",".join(str(m) for m in row["metrics"])
     alert: Alert = {
         "labels": labels,
         "annotations": annotations,

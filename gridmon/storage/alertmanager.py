@@ -1,8 +1,9 @@
 """What the Alertmanager sink reads and remembers: alert state with device profiles, and the
 `alertmanager_alerts` table (the label set last posted as firing, per alert key).
 
-Alert rows are returned as `to_jsonb(alerts)` plus the device's `kind` and `location`, so columns
-a later revision adds (an expected value or band) reach the mapping without a change here.
+Alert rows are returned as `to_jsonb(alerts)` plus the device profile's `device_kind` and
+`device_location` (the alert's own `kind` is another thing), so columns a later revision adds
+reach the mapping without a change here.
 Times in those dicts are ISO strings.
 """
 
@@ -17,7 +18,7 @@ from psycopg.types.json import Jsonb
 Row = dict[str, Any]
 
 _ALERTS = """
-SELECT to_jsonb(a) || jsonb_build_object('kind', d.kind, 'location', d.location)
+SELECT to_jsonb(a) || jsonb_build_object('device_kind', d.kind, 'device_location', d.location)
 FROM alerts a LEFT JOIN devices d ON d.device_id = a.device_id
 """
 
@@ -34,8 +35,8 @@ _PREDICTION_FIELDS = (
     "risk_score",
     "predicted_failure_date",
     "computed_at",
-    "kind",
-    "location",
+    "device_kind",
+    "device_location",
 )
 
 
