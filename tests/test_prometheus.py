@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "gridmon_ingest_latency_seconds": (),
     "gridmon_ingest_failures_total": (),
     "gridmon_celery_task_runs_total": ("outcome", "task"),
+    "gridmon_quarantined_readings_total": ("job", "reason"),
     # API: tables, broker, settings, requests
     "gridmon_api_database_up": (),
     "gridmon_devices": ("status",),
@@ -66,8 +67,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 
 # Labels whose values come from a small fixed set (reasons, states, queue and task names, route
 # templates — never a device id, a topic or a raw path).
-BOUNDED_LABELS = {"reason", "type", "outcome", "task", "status", "severity", "state", "version", "sink", "queue",
-                  "method", "route"}
+BOUNDED_LABELS = {"reason", "type", "outcome", "task", "job", "status", "severity", "state", "version", "sink",
+                  "queue", "method", "route"}
 TIME_WORDS = ("latency", "duration", "age", "lag", "interval", "timestamp", "handoff")
 
 
@@ -100,6 +101,7 @@ def _families(db) -> list[Metric]:
     metrics.bridge().dead_letters.labels("not_json")
     metrics.bridge().sparkplug_messages.labels("DDATA")
     metrics.ingest().dead_letters.labels("not_json")
+    metrics.count_quarantined("ingest", "not_json", 0)
     metrics.count_task_run("workers.scanning.scan", "SUCCESS")
     app = create_app()
     db.execute("INSERT INTO scan_state (name, watermark) VALUES ('readings/0of1', now() - interval '30 seconds') ON CONFLICT DO NOTHING")
