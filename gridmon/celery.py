@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from typing import Any
 
 import orjson
@@ -83,6 +84,17 @@ def make_app() -> Celery:
 app = make_app()
 
 
+SENT_AT_HEADER = "gridmon_sent_at"
+"""Epoch seconds a task message was published: the API reads it from the oldest message of each
+queue for the queue-age gauge (`gridmon.api.prom_broker`)."""
+
+
+@signals.before_task_publish.connect
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
+
+
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     from gridmon.logsetup import configure_logging
@@ -114,6 +126,15 @@ def _fresh_process(**_: Any) -> None:
     from gridmon import tracing
 
     tracing.setup("gridmon-worker")
+
+
+@signals.task_postrun.connect
+def _count_run(task: Any = None, state: str | None = None, **_: Any) -> None:
+    """Count finished task runs by outcome (what the retrain-failing alert rule reads)."""
+    from gridmon.metrics import count_task_run
+
+    if task is not None:
+        count_task_run(str(task.name), state)
 
 
 @signals.worker_process_shutdown.connect

@@ -103,6 +103,20 @@ class Settings(BaseSettings):
     max_future_s: float = Field(300.0, ge=0, validation_alias=_env("MAX_FUTURE_S"))
     """Readings stamped further than this in the future are dead-lettered."""
 
+    # --- Sparkplug B ------------------------------------------------------------------------
+    sparkplug_group: str | None = Field(None, validation_alias=_env("SPARKPLUG_GROUP"))
+    """Sparkplug B group id the bridge also subscribes to (`spBv1.0/<group>/N|D BIRTH|DEATH|DATA/…`;
+    `+` = every group). Unset = off. Enable it on one bridge only: a node's births and data must
+    reach the same bridge."""
+
+    sparkplug_metric_map: dict[str, str] = Field(default_factory=dict, validation_alias=_env("SPARKPLUG_METRIC_MAP"))
+    """Sparkplug metric name → reading field (`voltage`, `current`, `temperature` or an extra
+    metric name), JSON; names not listed map by their normalised last path segment (docs/sparkplug.md)."""
+
+    sparkplug_birth_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("SPARKPLUG_BIRTH_TIMEOUT_S"))
+    """Data by alias that arrived before its birth certificate waits this long for the rebirth it
+    asked for; then it is dead-lettered (`sparkplug_no_birth`), never dropped."""
+
     # --- storage ---------------------------------------------------------------------------
     timescale_chunk_interval: str = Field("1 day", validation_alias=_env("TIMESCALE_CHUNK_INTERVAL"))
     """Hypertable chunk interval (TimescaleDB only)."""
@@ -184,6 +198,16 @@ class Settings(BaseSettings):
         if value not in (4, 5):
             raise ValueError("GRIDMON_MQTT_PROTOCOL must be 5 (MQTT 5.0) or 4 (MQTT 3.1.1)")
         return value
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _optional_base_url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") or None if value else None
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator("admin_token", "read_token", "flower_password", "mqtt_username", "mqtt_password")
     @classmethod
@@ -344,6 +368,21 @@ class Settings(BaseSettings):
                 "header), or oversized payloads are dropped by the broker instead of dead-lettered"
             )
         return self
+    # --- Alertmanager --------------------------------------------------------------------------
+    alertmanager_url: str | None = Field(None, validation_alias=_env("ALERTMANAGER_URL"))
+    """Alertmanager base URL (e.g. `http://alertmanager:9093`): every alert state change is posted to
+    its v2 API from the outbox, beside Redis. Unset = off."""
+
+    alertmanager_resend_s: float = Field(60.0, gt=0, validation_alias=_env("ALERTMANAGER_RESEND_S"))
+    """How often the alerts still firing are posted to Alertmanager again; keep it well below
+    Alertmanager's `resolve_timeout` (default 5 min), or Alertmanager resolves them meanwhile."""
+
+    alertmanager_timeout_s: float = Field(5.0, gt=0, validation_alias=_env("ALERTMANAGER_TIMEOUT_S"))
+    """HTTP timeout of one post to Alertmanager; a failed post leaves its events pending in the outbox."""
+
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("PUBLIC_URL"))
+    """Where operators open the API and dashboard: alert links (Alertmanager's `generatorURL` and
+    `link` annotation) point to `<public_url>/#/device/<device_id>`."""
 
     @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class BridgeMetrics:
     batches: Counter
     batch_size: Histogram
     handoff_seconds: Histogram
+    connected: Gauge
+    sparkplug_messages: Counter
+    sparkplug_rebirths: Counter
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ def bridge() -> BridgeMetrics:
         batch_size=Histogram("gridmon_bridge_batch_size", "Messages per handed-over batch", buckets=_BATCH_BUCKETS),
         handoff_seconds=Histogram(
             "gridmon_bridge_handoff_seconds", "Time for the Celery broker to accept a batch", buckets=_LATENCY_BUCKETS
+        ),
+        connected=Gauge("gridmon_bridge_mqtt_connected", "1 while connected to MQTT with a live network thread"),
+        sparkplug_messages=Counter(
+            "gridmon_sparkplug_messages", "Sparkplug B messages received, by message type", ["type"]
+        ),
+        sparkplug_rebirths=Counter(
+            "gridmon_sparkplug_rebirth_requests", "Node Control/Rebirth commands sent to Sparkplug edge nodes"
         ),
     )
 
@@ -97,6 +107,23 @@ def count_quarantined(job: str, reason: str, n: int = 1) -> None:
 
     known = reason in REASONS or reason in JOB_FAILURE_REASONS
     _quarantine_counter().labels(job if job in QUARANTINE_JOBS else "other", reason if known else "other").inc(n)
+
+
+@functools.lru_cache(maxsize=1)
+def tasks() -> Counter:
+    """Finished runs of gridmon's Celery tasks by task name and outcome (success, failure, retry, …);
+    counted in the pool process (the worker's main process serves them)."""
+    return Counter(
+        "gridmon_celery_task_runs", "Celery task runs that finished, by task and outcome",
+        ["task", "outcome"])
+
+
+def count_task_run(task: str, state: str | None) -> None:
+    """Count one finished run of a gridmon task (`workers.*`; other names are not counted)."""
+    if task.startswith("workers."):
+        counter = tasks()
+        counter.labels(task, "failure")  # the series exists at 0 before a first failure, for increase()
+        counter.labels(task, (state or "unknown").lower()).inc()
 
 
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
@@ -156,6 +183,7 @@ def use_multiprocess_values() -> None:
     values.ValueClass = values.MultiProcessValue()
     ingest.cache_clear()
     _quarantine_counter.cache_clear()
+    tasks.cache_clear()
 
 
 def mark_dead(pid: int) -> None:

@@ -238,12 +238,12 @@ def test_device_profile_limits_apply_in_the_ingest_hook(db, redis_client):
 def test_ingest_path_does_not_wait_for_another_drainer(db, redis_client, migrated_database):
     import psycopg
 
-    from gridmon.storage.outbox import _DRAIN_LOCK
+    from gridmon.storage.outbox import REDIS, SINKS
 
     apply_findings(db, [finding(base_time())], gap_s=60)
     publisher = Publisher()
     with psycopg.connect(migrated_database) as other:
-        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", _DRAIN_LOCK)
+        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", SINKS[REDIS][1])
         assert publisher.drain(wait=False).published == 0
         assert publisher.pending
     assert publisher.drain_if_due(False) is not None  # pending: it looks again at once

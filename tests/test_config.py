@@ -101,3 +101,8 @@ def test_compose_file_wires_every_process() -> None:
     env = services["bridge"]["environment"]
     assert env["GRIDMON_MQTT_HOST"] == "mosquitto" and "GRIDMON_MQTT_PASSWORD" in env
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
+    assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in (
+        services["alertmanager"]["volumes"]
+    )
+    assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    assert env["GRIDMON_ALERTMANAGER_URL"].endswith("alertmanager:9093}")

@@ -61,6 +61,9 @@ def test_the_broker_has_per_device_logins_and_an_acl() -> None:
     acl = (REPO_ROOT / "deploy" / "mosquitto" / "acl").read_text()
     assert "pattern write grid/sensors/%u" in acl
     assert "user bridge@gridmon\ntopic read grid/sensors/#" in acl
+    # Sparkplug B: an edge node publishes only under its own login's name and reads its commands.
+    assert "pattern write spBv1.0/+/+/%u\npattern write spBv1.0/+/+/%u/+\npattern read spBv1.0/+/NCMD/%u" in acl
+    assert "topic read spBv1.0/#\ntopic write spBv1.0/+/NCMD/#" in acl
     # The password file is kept across restarts (device logins live in it), never recreated.
     assert "mosquitto_passwd -c" not in str(compose["mosquitto-passwd"]["command"])
     assert compose["credentials"]["entrypoint"] == ["gridmon", "devices", "credentials"]

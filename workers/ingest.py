@@ -32,9 +32,13 @@ from gridmon.storage.db import TRANSIENT_DB_ERRORS
     ignore_result=True,
 )
 def ingest_batch(
-    self: Task, readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None = None
+    self: Task,
+    readings: Sequence[Sequence[Any]],
+    dead: Sequence[Sequence[Any]] | None = None,
+    status: Sequence[Sequence[Any]] | None = None,
 ) -> dict[str, int]:
-    """Store one micro-batch of readings (and the bridge's dead letters) in one transaction."""
+    """Store one micro-batch of readings (and the bridge's dead letters and Sparkplug status
+    events) in one transaction."""
     headers = tracing.headers_from_request(self.request)
     with tracing.span("ingest.batch", {"gridmon.readings": len(readings)}, headers):
-        return ingest.store_batch(readings, dead).as_dict()
+        return ingest.store_batch(readings, dead, status).as_dict()

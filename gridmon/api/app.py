@@ -13,6 +13,7 @@ from gridmon.api.dashboard.router import router as dashboard_router
 from gridmon.api.errors import install_error_handlers
 from gridmon.api.guard import RequestGuard
 from gridmon.api.prom import StateCollector
+from gridmon.api.prom_broker import BrokerCollector
 from gridmon.api.routes import (
     admin,
     alerts,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     registry = CollectorRegistry()
     registry.register(StateCollector())
+    registry.register(BrokerCollector(settings.broker_url))
     app.state.registry = registry
     install_error_handlers(app)
     # Outermost last: the access log sees the guard's 401/413 answers too.

@@ -2,8 +2,10 @@
 
 The bridge (GRIDMON_BRIDGE_METRICS_PORT) and the workers (GRIDMON_WORKER_METRICS_PORT) serve the
 pipeline's counters; the API's `/metrics` serves the state that lives in tables: unresolved
-alerts, stored dead letters by reason, devices online/stale, the active model version, plus the
-API's own request counters. Results are cached for a few seconds so a tight scrape interval (or
+alerts, stored dead letters by reason, devices online/stale, the active model version, how far the
+scan trails the clock, the outbox rows each sink has not delivered, the scan and retrain intervals
+(so alerting rules can compare with them), plus the API's own request counters. The Celery queue
+depths come from `gridmon.api.prom_broker`. Results are cached for a few seconds so a tight scrape interval (or
 several scrapers) costs the database one round of queries, not one per scrape.
 """
 
@@ -21,8 +23,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gridmon.api.params import STALE_AFTER_S
+from gridmon.config import get_settings
+from gridmon.jobs.publish import sink_names
+from gridmon.jobs.scan import LEGACY_SCAN
 from gridmon.storage import alerts as alert_store
-from gridmon.storage import dead_letters, model_versions
+from gridmon.storage import dead_letters, model_versions, outbox, scan_state
 from gridmon.storage import devices as device_store
 from gridmon.storage.db import connection, table_exists
 
@@ -68,7 +73,38 @@ def _families(conn: psycopg.Connection) -> list[Metric]:
             info.add_metric([active[0]], 1)
             trained.add_metric([], active[1])
         out.extend((info, trained))
+
+    if table_exists(conn, "scan_state"):
+        lag = scan_state.lag_seconds(conn, LEGACY_SCAN)  # the slowest shard
+        if lag is not None:
+            out.append(
+                GaugeMetricFamily("gridmon_scan_lag_seconds", "How far the slowest scan shard trails the clock", lag)
+            )
+
+    if table_exists(conn, "alert_outbox"):
+        pending = GaugeMetricFamily(
+            "gridmon_outbox_pending_events", "Outbox rows a sink has not delivered yet", labels=["sink"]
+        )
+        oldest = GaugeMetricFamily(
+            "gridmon_outbox_oldest_pending_age_seconds",
+            "Age of the oldest row a sink has not delivered",
+            labels=["sink"],
+        )
+        for sink, count, age in outbox.pending_stats(conn, sink_names()):
+            pending.add_metric([sink], count)
+            oldest.add_metric([sink], age)
+        out.extend((pending, oldest))
     return out
+
+
+def _intervals() -> list[Metric]:
+    settings = get_settings()
+    return [
+        GaugeMetricFamily("gridmon_scan_interval_seconds", "GRIDMON_SCAN_INTERVAL_S", settings.scan_interval_s),
+        GaugeMetricFamily(
+            "gridmon_retrain_interval_seconds", "GRIDMON_RETRAIN_INTERVAL_S", settings.retrain_interval_s
+        ),
+    ]
 
 
 class StateCollector(Collector):
@@ -101,3 +137,4 @@ class StateCollector(Collector):
         up.add_metric([], 1 if ok else 0)
         yield up
         yield from families
+        yield from _intervals()

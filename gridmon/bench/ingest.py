@@ -8,12 +8,17 @@ Two phases on a private stack (see `stack.py`):
   queued by Mosquitto, the bridge is started; drain_rate = N / (bridge process start → last row
   seen stored). This measures the pipeline without the publisher.
 copy_limit_rate: a plain COPY of the same N rows into a scratch table, same database, same run.
+
+With `sparkplug` the same readings travel as Sparkplug B messages of one edge node (an NBIRTH,
+then a DBIRTH per device's first reading and DDATA by alias for the rest: one message per
+reading) to a bridge subscribed to the group, so the two formats can be compared.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +26,17 @@ import psycopg
 
 from gridmon.bench.stack import IngestStack
 from gridmon.simulator.load import make_load_payloads, publish_readings
+from gridmon.simulator.sparkplug import sparkplug_load
 from gridmon.storage.readings import ingest_latency_ms, time_plain_copy
 
 log = logging.getLogger(__name__)
+
+SPARKPLUG_GROUP = "gridmon-bench"
+
+
+def _payloads(n: int, devices: int, seed: int, sparkplug: bool) -> Iterator[tuple[str, bytes]]:
+    payloads = make_load_payloads(n, devices=devices, seed=seed)
+    return sparkplug_load(payloads, group=SPARKPLUG_GROUP, node=f"bench-{seed}") if sparkplug else payloads
 
 
 @dataclass
@@ -44,12 +57,14 @@ def _latencies(database_url: str) -> tuple[float, float]:
         return ingest_latency_ms(conn)
 
 
-def live_phase(stack: IngestStack, n: int, rate: float | None, devices: int) -> tuple[PhaseResult, float, float]:
+def live_phase(
+    stack: IngestStack, n: int, rate: float | None, devices: int, sparkplug: bool = False
+) -> tuple[PhaseResult, float, float]:
     stack.truncate()
     dup_before = stack.worker_counter("gridmon_readings_duplicate_total")
     started = time.time()
     stats = publish_readings(
-        make_load_payloads(n, devices=devices, seed=1),
+        _payloads(n, devices, 1, sparkplug),
         host="127.0.0.1",
         port=stack.mosquitto.port,
         rate=rate,
@@ -62,12 +77,12 @@ def live_phase(stack: IngestStack, n: int, rate: float | None, devices: int) -> 
     return result, p50, p99
 
 
-def drain_phase(stack: IngestStack, n: int, devices: int) -> PhaseResult:
+def drain_phase(stack: IngestStack, n: int, devices: int, sparkplug: bool = False) -> PhaseResult:
     stack.stop_bridge()
     stack.truncate()
     dup_before = stack.worker_counter("gridmon_readings_duplicate_total")
     stats = publish_readings(
-        make_load_payloads(n, devices=devices, seed=2),
+        _payloads(n, devices, 2, sparkplug),
         host="127.0.0.1",
         port=stack.mosquitto.port,
         client_id="gridmon-bench-drain",
@@ -90,15 +105,23 @@ def copy_limit(database_url: str, n: int, devices: int) -> float:
 
 
 def run_ingest_bench(
-    *, database_url: str, readings: int, rate: float | None, devices: int, workers: int, broker_url: str | None = None
+    *,
+    database_url: str,
+    readings: int,
+    rate: float | None,
+    devices: int,
+    workers: int,
+    broker_url: str | None = None,
+    sparkplug: bool = False,
 ) -> dict[str, Any]:
-    stack = IngestStack(database_url=database_url, workers=workers, broker_url=broker_url)
+    extra = {"GRIDMON_SPARKPLUG_GROUP": SPARKPLUG_GROUP} if sparkplug else {}
+    stack = IngestStack(database_url=database_url, workers=workers, broker_url=broker_url, extra_env=extra)
     try:
         stack.start()
         stack.start_bridge()
         stack.wait_flowing()
-        live, p50, p99 = live_phase(stack, readings, rate, devices)
-        drain = drain_phase(stack, readings, devices)
+        live, p50, p99 = live_phase(stack, readings, rate, devices, sparkplug)
+        drain = drain_phase(stack, readings, devices, sparkplug)
         limit = copy_limit(database_url, readings, devices)
     finally:
         stack.stop()
@@ -120,4 +143,5 @@ def run_ingest_bench(
         "workers": workers,
         "devices": devices,
         "rate_target": rate,
+        "format": "sparkplug" if sparkplug else "json",
     }

@@ -28,15 +28,17 @@ Ack = tuple[int, int, int]  # (connection generation, MQTT message id, qos)
 
 @dataclass(slots=True)
 class Batch:
-    """Readings and dead letters of one hand-off, with the MQTT messages to acknowledge after it."""
+    """Readings, dead letters and device status events (Sparkplug births and deaths) of one
+    hand-off, with the MQTT messages to acknowledge after it."""
 
     readings: list[Any] = field(default_factory=list)
     dead: list[Any] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     first_at: float = 0.0
+    status: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.readings) + len(self.dead)
+        return len(self.readings) + len(self.dead) + len(self.status)
 
 
 SendFn = Callable[[Batch], None]
@@ -79,11 +81,17 @@ class Batcher:
             batch.dead.append(dead)
             self._after_add(batch, ack)
 
+    def add_status(self, status: Any, ack: Ack | None) -> None:
+        with self._cond:
+            batch = self._open_batch()
+            batch.status.append(status)
+            self._after_add(batch, ack)
+
     def _open_batch(self) -> Batch:
         while len(self._ready) >= self._max_ready and not self._closing:
             self._cond.wait(0.5)
         batch = self._current
-        if not batch.readings and not batch.dead:
+        if not len(batch):
             batch.first_at = time.monotonic()
         return batch
 

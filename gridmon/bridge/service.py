@@ -26,8 +26,10 @@ from kombu.exceptions import OperationalError as BrokerError
 from gridmon import metrics, tracing
 from gridmon.bridge.batcher import Ack, Batch, Batcher
 from gridmon.bridge.mqtt import make_client, session_properties
+from gridmon.bridge.sparkplug import SparkplugHandler
 from gridmon.config import Settings, get_settings
 from gridmon.domain.readings import UNPARSEABLE, Reading, Rejection, parse_reading
+from gridmon.domain.sparkplug import NAMESPACE, subscriptions
 from gridmon.domain.wire import encode_dead
 from gridmon.heartbeat import BRIDGE, bridge_key, write_heartbeat
 
@@ -46,6 +48,7 @@ class Bridge:
         self.client_id = client_id or settings.mqtt_client_id
         self._app = app
         self._metrics = metrics.bridge()
+        self._metrics.connected.set_function(lambda: 1.0 if self.healthy() else 0.0)
         self._client = make_client(settings, self.client_id, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -62,6 +65,11 @@ class Bridge:
             idle_s=settings.batch_idle_ms / 1000.0,
         )
         self.handed_over = 0
+        self._sparkplug = (
+            SparkplugHandler(settings, self._batcher, self._publish_command, self._ack)
+            if settings.sparkplug_group
+            else None
+        )
 
     # --- MQTT callbacks (network thread) ---------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _ud: Any, flags: Any, reason: Any, _props: Any) -> None:
@@ -76,6 +84,8 @@ class Bridge:
         self._generation += 1
         topic = self.settings.subscription_topic
         client.subscribe(topic, qos=1)
+        if self.settings.sparkplug_group:  # not shared: births and data of a node must reach one bridge
+            client.subscribe([(t, 1) for t in subscriptions(self.settings.sparkplug_group)])
         log.info(
             "mqtt connected host=%s port=%d topic=%s session_present=%s client_id=%s",
             self.settings.mqtt_host,
@@ -98,6 +108,9 @@ class Bridge:
             return  # shutting down: left unacknowledged, the broker redelivers it
         ack: Ack | None = (self._generation, mid, qos) if qos else None
         now = time.time()
+        if self._sparkplug is not None and topic.startswith(NAMESPACE):
+            self._sparkplug.handle(topic, payload, ack, now)
+            return
         result: Reading | Rejection
         try:
             result = parse_reading(
@@ -119,7 +132,11 @@ class Bridge:
             keep = self.settings.dead_letter_payload_bytes  # a 1 MB payload travels as its prefix
             self._batcher.add_dead(encode_dead(now, topic, bytes(payload), result, keep_bytes=keep), ack)
         else:
-            self._batcher.add_reading(tuple(result), ack)  # plain tuple: orjson encodes it natively
+            # plain tuple: orjson encodes it natively; no trailing seq when the payload had none
+            self._batcher.add_reading(result[:6] if result.seq is None else tuple(result), ack)
+
+    def _publish_command(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload, qos=0)  # Sparkplug commands are QoS 0
 
     # --- flusher thread ----------------------------------------------------------------------
     def _handoff(self, batch: Batch) -> None:
@@ -130,9 +147,8 @@ class Bridge:
             try:
                 with tracing.span("bridge.handoff", {"gridmon.readings": len(batch.readings)}):
                     # By name: the bridge does not import the worker's database stack.
-                    self._app.send_task(
-                        INGEST_TASK, args=(batch.readings, batch.dead), retry=False, headers=tracing.inject_headers()
-                    )
+                    args = (batch.readings, batch.dead, batch.status) if batch.status else (batch.readings, batch.dead)
+                    self._app.send_task(INGEST_TASK, args=args, retry=False, headers=tracing.inject_headers())
             except (BrokerError, OSError, ConnectionError) as exc:
                 self._metrics.errors.inc()
                 log.warning("celery broker refused batch items=%d error=%s; retrying in %.1fs", len(batch), exc, delay)
@@ -208,6 +224,8 @@ class Bridge:
         interval = self.settings.heartbeat_interval_s
         while not self._stop.wait(interval):
             self.heartbeat()
+            if self._sparkplug is not None:
+                self._sparkplug.expire(time.time())
 
 
 # The network thread is CPU-bound; the flusher thread mostly waits on the Celery broker's socket

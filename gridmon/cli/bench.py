@@ -27,9 +27,17 @@ def bench() -> None:
 @click.option("--workers", default=2, show_default=True, help="Celery worker processes (ingest queue).")
 @click.option("--database", default="gridmon_bench", show_default=True, help="Database used (created, truncated).")
 @click.option("--broker-url", default=None, help="Celery broker (default: a private redis-server).")
+@click.option("--sparkplug", is_flag=True, help="Publish the readings as Sparkplug B messages instead of JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result line.")
 def ingest_cmd(
-    readings: int, rate: float | None, devices: int, workers: int, database: str, broker_url: str | None, as_json: bool
+    readings: int,
+    rate: float | None,
+    devices: int,
+    workers: int,
+    database: str,
+    broker_url: str | None,
+    sparkplug: bool,
+    as_json: bool,
 ) -> None:
     """Publisher → Mosquitto → bridge → Celery → PostgreSQL, live and drain phases."""
     from gridmon.bench.ingest import run_ingest_bench
@@ -38,7 +46,13 @@ def ingest_cmd(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     url = with_database(get_settings().database_url, database)
     result = run_ingest_bench(
-        database_url=url, readings=readings, rate=rate, devices=devices, workers=workers, broker_url=broker_url
+        database_url=url,
+        readings=readings,
+        rate=rate,
+        devices=devices,
+        workers=workers,
+        broker_url=broker_url,
+        sparkplug=sparkplug,
     )
     if not as_json:
         for key, value in result.items():

@@ -19,6 +19,7 @@ from gridmon.config import get_settings
 from gridmon.simulator.catalogue import DEFAULT_TIME_COMPRESSION, FAULT_KINDS, validate_kinds
 from gridmon.simulator.publisher import BrokerUnavailable, MqttPublisher
 from gridmon.simulator.runner import PrintSink, SimulationConfig, SimulationSummary, Sink, run_simulation
+from gridmon.simulator.sparkplug import DEFAULT_GROUP, SparkplugEdge, SparkplugSink
 from gridmon.simulator.truth import TruthWriter
 
 
@@ -102,6 +103,14 @@ def _describe(summary: SimulationSummary, dry_run: bool) -> str:
     type=click.IntRange(1, 50_000),
     help="Unacknowledged QoS 1 messages allowed in flight.",
 )
+@click.option(
+    "--sparkplug",
+    is_flag=True,
+    help="Publish as a Sparkplug B edge node (births, data by alias) instead of JSON; "
+    "the bridge needs GRIDMON_SPARKPLUG_GROUP set to the same group.",
+)
+@click.option("--sparkplug-group", help="Sparkplug B group id [default: GRIDMON_SPARKPLUG_GROUP or 'gridmon'].")
+@click.option("--sparkplug-node", default="gridmon-sim", show_default=True, help="Sparkplug B edge node id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line.")
 def simulate(
     devices: int,
@@ -120,6 +129,9 @@ def simulate(
     client_id: str | None,
     connect_timeout: float,
     max_inflight: int,
+    sparkplug: bool,
+    sparkplug_group: str | None,
+    sparkplug_node: str,
     as_json: bool,
 ) -> None:
     """Simulated grid sensors publishing readings to grid/sensors/<device_id> at QoS 1."""
@@ -142,6 +154,12 @@ def simulate(
     # A dry run publishes nothing, so its faults only go to a truth file when one is named.
     if truth_path is None and not dry_run:
         truth_path = Path(settings.data_dir) / "simulator" / "truth.jsonl"
+    if sparkplug and dry_run:
+        raise click.BadParameter("Sparkplug B payloads are binary: no --dry-run", param_hint="--sparkplug")
+    group = sparkplug_group or settings.sparkplug_group or DEFAULT_GROUP
+    if group in ("+", "#"):
+        group = DEFAULT_GROUP
+    edge = SparkplugEdge(group, sparkplug_node, bd_seq=secrets.randbits(8)) if sparkplug else None
     sink: Sink
     if dry_run:
         sink = PrintSink(click.echo)
@@ -154,15 +172,18 @@ def simulate(
             password=settings.mqtt_password,
             max_inflight=max_inflight,
             block_when_full=False,
+            will=edge.node_death() if edge is not None else None,
         )
         try:
             publisher.connect(connect_timeout)
         except BrokerUnavailable as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
-        sink = publisher
+        sink = SparkplugSink(publisher, edge) if edge is not None else publisher
     truth = TruthWriter(truth_path) if truth_path is not None else None
     target = "stdout" if dry_run else f"mqtt {host or settings.mqtt_host}:{port or settings.mqtt_port}"
+    if edge is not None:
+        target += f" as Sparkplug B node {group}/{sparkplug_node}"
     pace = f"{rate:g} readings/s" if rate else "every 1–3 s each"
     click.echo(
         f"simulating {devices} sensors ({pace}) → {target}, seed {config.seed}, "

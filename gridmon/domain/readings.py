@@ -60,7 +60,8 @@ DEFAULT_TOPIC_FILTER = "grid/sensors/#"
 
 
 class Reading(NamedTuple):
-    """One validated reading. `ts` is UTC epoch seconds (microsecond resolution)."""
+    """One validated reading. `ts` is UTC epoch seconds (microsecond resolution). `seq` is the
+    sender's message sequence number when its protocol has one (Sparkplug B), else None."""
 
     device_id: str
     ts: float
@@ -68,6 +69,7 @@ class Reading(NamedTuple):
     current: float
     temperature: float
     extra: dict[str, float] | None = None
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ FUTURE_TIMESTAMP = "future_timestamp"
 DEVICE_MISMATCH = "device_mismatch"  # the payload's device_id is not the topic's device
 TOO_COMPLEX = "too_complex"  # more objects/arrays or members than a reading can have
 UNPARSEABLE = "unparseable"  # validation itself failed: a bug, but the payload is still recorded
+SPARKPLUG_MALFORMED = "sparkplug_malformed"  # not a Sparkplug B protobuf payload, or not a Sparkplug topic
+SPARKPLUG_NO_BIRTH = "sparkplug_no_birth"  # data by alias whose birth certificate never came
 REASONS = (
     TOO_LARGE,
     NOT_JSON,
@@ -145,6 +149,8 @@ REASONS = (
     DEVICE_MISMATCH,
     TOO_COMPLEX,
     UNPARSEABLE,
+    SPARKPLUG_MALFORMED,
+    SPARKPLUG_NO_BIRTH,
 )
 
 
@@ -373,3 +379,65 @@ def _device_id(topic: str, topic_filter: str, claimed: Any) -> str:
                 DEVICE_MISMATCH, f"device_id {claimed!r} differs from the topic's device {from_topic!r}"
             )
     return from_topic
+
+
+(_V_LOW, _V_HIGH), (_I_LOW, _I_HIGH), (_T_LOW, _T_HIGH) = (PHYSICAL_LIMITS[m] for m in CORE_METRICS)
+_VALID_IDS: set[str] = set()  # device ids already checked (a fleet's ids repeat on every message)
+_VALID_IDS_MAX = 100_000
+
+
+def reading_from_values(
+    device_id: str,
+    timestamp: float | None,
+    values: dict[str, float],
+    now: float,
+    *,
+    max_future_s: float = 300.0,
+    seq: int | None = None,
+) -> Reading | Rejection:
+    """Validate already-decoded values (a binary protocol's metrics) like a JSON payload: the same
+    device-id, timestamp, physical-range and extra-metric checks. `values` holds the core metrics
+    and any further numeric ones by name."""
+    # Fast path (bridge hot path): a known id, an epoch in seconds, the three core metrics within
+    # their physical ranges (NaN fails every comparison) and nothing else. Anything else takes
+    # the checked path below, which names the problem.
+    if (
+        len(values) == 3
+        and device_id in _VALID_IDS
+        and type(timestamp) is float
+        and TS_MIN <= timestamp < TS_MAX
+        and timestamp <= now + max_future_s
+    ):
+        voltage, current, temperature = values.get("voltage"), values.get("current"), values.get("temperature")
+        if (
+            voltage is not None
+            and current is not None
+            and temperature is not None
+            and _V_LOW <= voltage <= _V_HIGH
+            and _I_LOW <= current <= _I_HIGH
+            and _T_LOW <= temperature <= _T_HIGH
+        ):
+            return Reading(device_id, round(timestamp, 6), voltage, current, temperature, None, seq)
+    try:
+        if device_id not in _VALID_IDS:
+            if not valid_device_id(device_id):
+                raise _Invalid(BAD_DEVICE_ID, f"device_id {device_id[:80]!r} must be {DEVICE_ID_RULE}")
+            if len(_VALID_IDS) < _VALID_IDS_MAX:
+                _VALID_IDS.add(device_id)
+        if timestamp is None:
+            raise _Invalid(MISSING_FIELD, "field 'timestamp' is missing")
+        ts = parse_timestamp(timestamp)
+        if ts > now + max_future_s:
+            raise _Invalid(
+                FUTURE_TIMESTAMP, f"timestamp is {ts - now:.0f} s in the future (limit {max_future_s:.0f} s)"
+            )
+        voltage = _metric(values, "voltage")
+        current = _metric(values, "current")
+        temperature = _metric(values, "temperature")
+        extra = None
+        if len(values) > len(CORE_METRICS):
+            others = {k: v for k, v in values.items() if k not in _RESERVED}
+            extra = _extra_metrics(others) if others else None
+    except _Invalid as bad:
+        return Rejection(bad.reason, bad.detail)
+    return Reading(device_id, ts, voltage, current, temperature, extra, seq)

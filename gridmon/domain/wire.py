@@ -1,7 +1,10 @@
 """The batch message between the bridge and the ingest task (JSON-safe lists).
 
-readings: `[device_id, ts_epoch, voltage, current, temperature, extra|null]`
+readings: `[device_id, ts_epoch, voltage, current, temperature, extra|null]`, optionally followed
+          by the sender's `seq` (Sparkplug B readings; see `gridmon.domain.readings.Reading`)
 dead:     `[received_at_epoch, topic, payload_prefix_base64, reason, detail, payload_size, sha256_hex]`
+status:   `[ts_epoch, event, scope, id]`: a Sparkplug B birth or death (`event` `birth`|`death`,
+          `scope` `device`|`node`, `id` the gridmon device id or the edge node id)
 
 A dead letter's payload travels already cut to the prefix `dead_letters` keeps
 (GRIDMON_DEAD_LETTER_PAYLOAD_BYTES), so a 1 MB payload costs the Celery broker a few kilobytes.
@@ -29,6 +32,21 @@ def encode_dead(received_at: float, topic: str, payload: bytes, rejection: Rejec
         letter.size,
         letter.sha256.hex(),
     ]
+
+
+STATUS_EVENTS = ("birth", "death")
+STATUS_SCOPES = ("device", "node")
+
+
+def encode_status(ts: float, event: str, scope: str, ident: str) -> list[Any]:
+    if event not in STATUS_EVENTS or scope not in STATUS_SCOPES:
+        raise ValueError(f"unknown status {event!r}/{scope!r}")
+    return [ts, event, scope, ident]
+
+
+def core_row(item: Sequence[Any]) -> Sequence[Any]:
+    """A wire reading without its optional trailing `seq` (what the readings table stores)."""
+    return item[:6] if len(item) > 6 else item
 
 
 def decode_dead(item: Sequence[Any]) -> DeadLetter:

@@ -38,12 +38,13 @@ import psycopg
 import sqlalchemy.exc
 
 from gridmon import metrics, tracing
+from gridmon.alerts.presence import apply_status
 from gridmon.alerts.tracker import apply_findings
 from gridmon.config import get_settings
 from gridmon.detection.safety import check_safety
 from gridmon.domain.readings import DeadLetter, Rejection, dead_letter
 from gridmon.domain.screen import row_payload, row_topic, screen_rows
-from gridmon.domain.wire import decode_dead
+from gridmon.domain.wire import core_row, decode_dead
 from gridmon.jobs.limits import CachedLimits
 from gridmon.jobs.publish import get_publisher
 from gridmon.storage import db
@@ -80,13 +81,21 @@ def cached_limits() -> CachedLimits:
     return CachedLimits()
 
 
-def store_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]] | None = None) -> IngestReport:
-    """Write one batch and its dead letters in one transaction, then run the safety check.
+def store_batch(
+    readings: Sequence[Sequence[Any]],
+    dead: Sequence[Sequence[Any]] | None = None,
+    status: Sequence[Sequence[Any]] | None = None,
+) -> IngestReport:
+    """Write one batch, its dead letters and its device status events (Sparkplug births and
+    deaths → `no_data` alerts, `gridmon.alerts.presence`) in one transaction, then run the safety check.
 
     Rows the table cannot take are dead letters of their own (screened first; a refusal the
     screen did not foresee is narrowed down to the refused rows), never the whole batch's fate."""
     settings = get_settings()
     dead_letters = [decode_dead(item) for item in dead or ()]
+    if any(len(r) > 6 for r in readings):  # Sparkplug readings carry their seq; the table has none
+        readings = [core_row(r) for r in readings]
+    status_events = 0
     rows, rejected = screen_rows(readings)
     if rejected:
         dead_letters += _screened_out(rejected, settings.dead_letter_payload_bytes)
@@ -104,6 +113,8 @@ def store_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]]
             except REFUSED_ERRORS as exc:
                 log.error("batch refused by database, narrowing down readings=%d error=%s", len(rows), exc)
                 result, refused = _write_narrowing(conn, rows, dead_letters, settings.dead_letter_payload_bytes)
+            if status:
+                status_events = len(apply_status(conn, status))
     except db.TRANSIENT_DB_ERRORS:
         m.failures.inc()
         log.warning("database unavailable, batch will be retried readings=%d", len(readings))
@@ -123,9 +134,14 @@ def store_batch(readings: Sequence[Sequence[Any]], dead: Sequence[Sequence[Any]]
         result.dead_letters,
         (time.monotonic() - started) * 1000,
     )
-    events = check_safety_limits(rows)
+    events = check_safety_limits(rows, wrote_events=status_events > 0)
     return IngestReport(
-        len(readings), result.inserted, result.duplicates, result.dead_letters, events, refused=refused > 0
+        len(readings),
+        result.inserted,
+        result.duplicates,
+        result.dead_letters,
+        events + status_events,
+        refused=refused > 0,
     )
 
 
@@ -170,12 +186,12 @@ def _write_narrowing(
     return WriteResult(len(rows), inserted, stored - inserted, written), len(refused)
 
 
-def check_safety_limits(rows: Sequence[Sequence[Any]]) -> int:
+def check_safety_limits(rows: Sequence[Sequence[Any]], *, wrote_events: bool = False) -> int:
     """Check stored rows against the safety limits, fold findings into alerts, drain the outbox when
     due; returns the alert events written. Never raises: the scan checks safety limits too, so a
     device whose check failed here is covered a scan later (counted as `safety_failed`)."""
     try:
-        return _check_safety_limits(rows)
+        return _check_safety_limits(rows, wrote_events)
     except db.TRANSIENT_DB_ERRORS:
         log.warning("safety check skipped: database unavailable (the next scan covers it) readings=%d", len(rows))
         return 0
@@ -199,20 +215,22 @@ def check_safety_limits(rows: Sequence[Sequence[Any]]) -> int:
     return written
 
 
-def _check_safety_limits(rows: Sequence[Sequence[Any]]) -> int:
+def _check_safety_limits(rows: Sequence[Sequence[Any]], wrote_events: bool = False) -> int:
     if not rows:
+        if wrote_events:  # a batch of Sparkplug births/deaths only
+            get_publisher().drain_if_due(True)
         return 0
     cached = cached_limits()
     # The common case, a batch of normal readings, costs one vectorised comparison.
     values = np.array(list(map(_CORE_VALUES, rows)), dtype=float).T
     low, high = cached.inner_band()
     if bool(np.all((values >= low) & (values <= high))):
-        get_publisher().drain_if_due(False)
+        get_publisher().drain_if_due(wrote_events)
         return 0
     written = 0
     result = check_safety(rows_to_frame(rows), cached.get(), cached.default)
     if result.findings:
         with db.connection() as conn:
             written = len(apply_findings(conn, result.findings, gap_s=get_settings().episode_gap_s))
-    get_publisher().drain_if_due(written > 0)
+    get_publisher().drain_if_due(written > 0 or wrote_events)
     return written

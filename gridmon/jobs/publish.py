@@ -1,4 +1,6 @@
-"""The publish job: drains the outbox (`gridmon.storage.outbox`) to Redis, then marks rows published.
+"""The publish job: drains the outbox (`gridmon.storage.outbox`) to its sinks — Redis, and
+Alertmanager when `GRIDMON_ALERTMANAGER_URL` is set (`gridmon.jobs.alertmanager`) — marking each
+row delivered per sink only after that sink's target accepted it.
 
 One publisher for every topic (`gridmon.domain.alerts.TOPICS`: anomaly alerts and maintenance
 notifications). For each row, in outbox order, one Redis transaction (MULTI/EXEC) does:
@@ -11,7 +13,8 @@ Only after Redis accepted a batch are its rows marked `published_at`, so a Redis
 them pending and the next drain (every scan and prediction run, and after ingest batches)
 publishes them. If the process dies between EXEC and the commit, the batch is published again:
 delivery is at-least-once and consumers drop duplicates by `event_id`. Drainers serialise on an
-advisory lock so rows leave in order.
+advisory lock so rows leave in order. The Alertmanager sink works the same way on its own column
+and lock, so Redis down does not hold Alertmanager back, nor the other way round.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import redis
 
 from gridmon.config import get_settings
 from gridmon.domain.alerts import ANOMALIES, TOPICS
+from gridmon.jobs.alertmanager import AlertmanagerSink
 from gridmon.redis_client import redis_client, redis_where
 from gridmon.storage import db, outbox
 
@@ -42,10 +46,13 @@ STREAM_KEY = ANOMALIES.stream_key
 
 @dataclass(frozen=True, slots=True)
 class DrainResult:
-    """What one drain did. `error` names the failing service when it stopped early."""
+    """What one drain did: rows published to Redis, rows delivered to Alertmanager; each `…error`
+    names the failing service when that sink stopped early."""
 
     published: int
     error: str | None = None
+    alertmanager: int = 0
+    alertmanager_error: str | None = None
 
 
 def message_bytes(event_id: int, payload: dict[str, Any]) -> bytes:
@@ -53,8 +60,15 @@ def message_bytes(event_id: int, payload: dict[str, Any]) -> bytes:
     return orjson.dumps({**payload, "event_id": event_id})
 
 
+def sink_names() -> tuple[str, ...]:
+    """The outbox sinks this configuration delivers to (what pruning waits for)."""
+    if get_settings().alertmanager_url:
+        return (outbox.REDIS, outbox.ALERTMANAGER)
+    return (outbox.REDIS,)
+
+
 class Publisher:
-    """Drains the outbox to one Redis. One per process (see `get_publisher`)."""
+    """Drains the outbox to one Redis (and Alertmanager when configured). One per process (see `get_publisher`)."""
 
     def __init__(
         self,
@@ -79,10 +93,13 @@ class Publisher:
         self._retry_at = 0.0
         self._next_idle_check = 0.0
         self.pending = False
+        self.alertmanager = AlertmanagerSink(settings) if settings.alertmanager_url else None
 
     def close(self) -> None:
         if self._owned:
             self._redis.close()
+        if self.alertmanager is not None:
+            self.alertmanager.close()
 
     def _publish(self, rows: Sequence[outbox.PendingRow]) -> None:
         pipe = self._redis.pipeline(transaction=True)
@@ -121,7 +138,15 @@ class Publisher:
         return len(rows), None
 
     def drain(self, *, wait: bool = True) -> DrainResult:
-        """Publish every pending outbox row (in batches); stops at the first Redis failure.
+        """Deliver every pending outbox row to each sink (see `drain_redis`)."""
+        result = self.drain_redis(wait=wait)
+        if self.alertmanager is None:
+            return result
+        sent, error = self.alertmanager.drain(wait=wait)
+        return DrainResult(result.published, result.error, sent, error)
+
+    def drain_redis(self, *, wait: bool = True) -> DrainResult:
+        """Publish every pending outbox row to Redis (in batches); stops at the first Redis failure.
 
         With `wait` False (the ingest path) a drain already running elsewhere is not waited
         for: this publisher stays `pending` and looks again on its next opportunity.
@@ -149,15 +174,23 @@ class Publisher:
 
     def drain_if_due(self, wrote_events: bool) -> DrainResult | None:
         """The ingest path's drain: after it wrote events, or when something may be pending, or
-        every few seconds; never while Redis is known to be down, never waiting for another
-        drainer. Keeps the hot path free of needless queries and waits."""
+        every few seconds; never while a sink's target is known to be down, never waiting for
+        another drainer. Keeps the hot path free of needless queries and waits."""
+        result = self._redis_drain_if_due(wrote_events)
+        if self.alertmanager is None or not self.alertmanager.due(wrote_events):
+            return result
+        sent, error = self.alertmanager.drain(wait=False)
+        base = result or DrainResult(0)
+        return DrainResult(base.published, base.error, sent, error)
+
+    def _redis_drain_if_due(self, wrote_events: bool) -> DrainResult | None:
         now = time.monotonic()
         if now < self._retry_at:
             return None
         if not (wrote_events or self.pending or now >= self._next_idle_check):
             return None
         self._next_idle_check = now + self.idle_check_s
-        return self.drain(wait=False)
+        return self.drain_redis(wait=False)
 
 
 @functools.lru_cache(maxsize=1)
@@ -167,5 +200,5 @@ def get_publisher() -> Publisher:
 
 
 def publish() -> DrainResult:
-    """The job: drain everything pending now, waiting for another drainer if one is running."""
+    """The job: drain everything pending now to every sink, waiting for another drainer if one is running."""
     return get_publisher().drain()

@@ -58,7 +58,7 @@ from gridmon.detection.stream.state import DeviceState
 from gridmon.domain.shards import bucket_range
 from gridmon.jobs.limits import default_limits, device_limits
 from gridmon.jobs.models import ActiveModel
-from gridmon.jobs.publish import get_publisher
+from gridmon.jobs.publish import get_publisher, sink_names
 from gridmon.storage import db, detector_state, devices, frames, outbox, quarantine, scan_state
 from gridmon.storage.alerts import prune_counted_readings
 
@@ -102,6 +102,8 @@ class ScanReport:
     """Readings moved to dead letters, by reason (`scan_failed`: the device's scoring raised)."""
     failed_devices: list[str] = field(default_factory=list)
     error: str | None = None
+    alertmanager: int = 0
+    alertmanager_error: str | None = None
 
     def count(self, event: str, n: int = 1) -> None:
         self.events[event] = self.events.get(event, 0) + n
@@ -323,10 +325,11 @@ def housekeeping(report: ScanReport, *, now: float | None = None, drain: bool = 
         ):
             report.count(event.event)
         prune_counted_readings(conn, timedelta(seconds=settings.counted_readings_retention_s))
-        outbox.prune_published(conn, timedelta(seconds=settings.outbox_retention_s))
+        outbox.prune_published(conn, timedelta(seconds=settings.outbox_retention_s), sink_names())
     if drain:
         result = get_publisher().drain()
         report.published, report.publish_error = result.published, result.error
+        report.alertmanager, report.alertmanager_error = result.alertmanager, result.alertmanager_error
 
 
 def run_scan(*, shard: int | None = None, now: float | None = None, drain: bool = True) -> ScanReport:

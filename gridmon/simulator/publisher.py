@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import select
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,6 +52,7 @@ class MqttPublisher:
         max_backlog: int = 50_000,
         keepalive: int = 30,
         block_when_full: bool = True,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         if not 1 <= max_inflight <= max_backlog <= _MAX_BACKLOG:
             raise ValueError(f"need 1 <= max_inflight <= max_backlog <= {_MAX_BACKLOG}")
@@ -63,6 +65,9 @@ class MqttPublisher:
         )
         if username:
             self._client.username_pw_set(username, password)
+        if will is not None:  # e.g. a Sparkplug NDEATH: the broker publishes it if we vanish
+            self._client.will_set(will[0], will[1], qos=1)
+        self._subscriptions: list[str] = []
         self._client.max_inflight_messages_set(0)
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect
@@ -90,6 +95,8 @@ class MqttPublisher:
         self._ever_connected = True
         self.connected = True
         self._backoff = 0.5
+        for topic in self._subscriptions:  # clean session: subscribe again on every connection
+            client.subscribe(topic, qos=0)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if self.connected:
@@ -171,6 +178,13 @@ class MqttPublisher:
             self._client.loop_write()
         if self._client.socket() is not None:
             self._client.loop_misc()
+
+    def subscribe(self, topic: str, callback: Callable[[bytes], None]) -> None:
+        """Receive `topic` (QoS 0; e.g. Sparkplug commands): `callback(payload)` runs inside `service()`."""
+        self._subscriptions.append(topic)
+        self._client.message_callback_add(topic, lambda _c, _u, msg: callback(bytes(msg.payload)))
+        if self.connected:
+            self._client.subscribe(topic, qos=0)
 
     # --- publishing -----------------------------------------------------------------------
     def wait_for_room(self) -> bool:

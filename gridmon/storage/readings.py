@@ -116,6 +116,8 @@ def write_readings(
     """Store a batch (rows of device_id, ts epoch, voltage, current, temperature, extra) and its
     dead letters in the caller's transaction."""
     inserted = 0
+    if any(len(r) > 6 for r in readings):  # a trailing `seq` (Sparkplug) is not stored
+        readings = [r[:6] for r in readings]
     with conn.cursor() as cur:
         if readings:
             cur.execute(_CREATE_STAGING)

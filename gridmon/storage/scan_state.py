@@ -97,3 +97,13 @@ def replace_rows(conn: psycopg.Connection, prefix: str, names: list[str], waterm
     conn.execute(
         "INSERT INTO scan_state (name, watermark) SELECT n, %s FROM unnest(%s::text[]) AS n", (watermark, names)
     )
+
+
+def lag_seconds(conn: psycopg.Connection, prefix: str) -> float | None:
+    """How far the slowest shard's watermark (`<prefix>/…` rows) trails the clock, in seconds;
+    None before the first scan."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM now() - min(watermark))::float8 FROM scan_state WHERE name LIKE %s",
+        (prefix + "/%",),
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None

@@ -46,3 +46,22 @@ def alert_opened_at(conn: psycopg.Connection, device_id: str, metric: str, opene
         (device_id, metric, opened_at),
     ).fetchone()
     return found is not None
+
+
+def node_devices(conn: psycopg.Connection, node: str) -> list[str]:
+    """The known devices of a Sparkplug edge node: the node itself and every `<node>:<device>`."""
+    rows = conn.execute(
+        "SELECT device_id FROM devices WHERE device_id = %(n)s OR left(device_id, length(%(n)s) + 1) = %(n)s || ':'"
+        " ORDER BY device_id",
+        {"n": node},
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def with_unresolved(conn: psycopg.Connection, device_ids: list[str], metric: str) -> set[str]:
+    """Which of these devices have an unresolved `metric` alert (one query for a whole batch)."""
+    rows = conn.execute(
+        "SELECT device_id FROM alerts WHERE metric = %s AND state <> 'resolved' AND device_id = ANY(%s)",
+        (metric, device_ids),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
