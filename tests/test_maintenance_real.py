@@ -30,14 +30,15 @@ def test_a_pure_daily_cycle() -> None:
     assert result["cuts"] == 9 and result["cuts_with_trend"] == 9
     assert result["dated_30d_pct"] == 0.0 and result["false_dates_30d_pct"] == 0.0
     assert result["reaches_limit"] is False
-    # same hour yesterday is exactly right on a pure cycle; the last reading (30 °C at
-    # midnight) and the flat trend both miss by the cycle: mean |5 sin| over the next 24 hours
+    # same hour yesterday is exactly right on a pure cycle, and so is the prediction's path (the
+    # recent level plus the fitted daily cycle); the last reading (30 °C at midnight) misses by
+    # the cycle: mean |5 sin| over the next 24 hours
     cycle = float(np.mean(np.abs(5.0 * np.sin(2 * np.pi * np.arange(1, 25) / 24))))
     for horizon in ("24h", "7d"):
         mae = result["mae_c"][horizon]
         assert mae["seasonal_naive"] == pytest.approx(0.0, abs=1e-9)
         assert mae["persistence"] == pytest.approx(cycle)
-        assert mae["gridmon"] == pytest.approx(cycle, abs=0.05)
+        assert mae["gridmon"] == pytest.approx(0.0, abs=0.05)
 
 
 def test_a_rise_that_reaches_the_limit_is_not_a_false_date() -> None:

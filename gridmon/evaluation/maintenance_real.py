@@ -8,8 +8,9 @@ runs after its SQL — with the device's limit as `temperature_limit`. Two quest
 1. Does it date a limit crossing that does not happen? `false_dates_7d_pct` /
    `false_dates_30d_pct`: share of cuts whose predicted date lies within 7 / 30 days although
    no reading of the next 7 / 30 days reaches the limit.
-2. How good is its temperature path? The prediction's trend (level now and slope, as reported in
-   `inputs.trend`) is a straight line of the de-cycled temperature. Its mean absolute error
+2. How good is its temperature path? The prediction's trend fit (`TrendFit.path`: the de-cycled
+   temperature of the last hours, plus the daily cycle it fitted, plus the slope when a crossing
+   was dated) is the temperature it expects. Its mean absolute error
    against the readings of the next day (`+24h`: every reading up to 24 h after the cut) and of
    the seventh day (`+7d`: readings 6–7 days after the cut), beside two naive forecasts from the
    same cut: persistence (the last reading) and seasonal naive (the reading at the same hour on
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gridmon.maintenance.model import DeviceProfile
-from gridmon.maintenance.predict import predict_from_readings
+from gridmon.maintenance.predict import fit_for_readings, predict_from_readings
 from gridmon.maintenance.trend import DAY_S
 
 MIN_HISTORY_DAYS = 1.0
@@ -42,6 +43,14 @@ def _cuts(ts: np.ndarray) -> np.ndarray:
 def _value_at_or_before(ts: np.ndarray, temp: np.ndarray, t: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(ts, t, side="right") - 1
     return np.where(idx >= 0, temp[np.maximum(idx, 0)], np.nan)
+
+
+def prediction_path(
+    past: pd.DataFrame, profile: DeviceProfile, as_of: float, t: np.ndarray, *, rising: bool
+) -> np.ndarray:
+    """The temperature path of the prediction made at `as_of` from `past`, at times `t`."""
+    fit = fit_for_readings(past, profile, as_of=as_of)
+    return fit.path(t, rising=rising) if fit is not None else np.full(t.shape, np.nan)
 
 
 def replay(readings: pd.DataFrame, *, limit_c: float, device_id: str = "series") -> dict[str, Any]:
@@ -76,14 +85,13 @@ def replay(readings: pd.DataFrame, *, limit_c: float, device_id: str = "series")
         if not trend:
             continue
         with_trend += 1
-        t_last = float(past["ts"].iloc[-1])
         last = float(past["temperature"].iloc[-1])
         for horizon, (lo, hi) in HORIZONS.items():
             sel = (ts > as_of + lo * DAY_S) & (ts <= as_of + hi * DAY_S)
             t_target, actual = ts[sel], temp[sel]
             if t_target.size == 0:
                 continue
-            path = trend["level_now_c"] + trend["slope_c_per_day"] * (t_target - t_last) / DAY_S
+            path = prediction_path(past, profile, float(as_of), t_target, rising=when is not None)
             lag = np.ceil((t_target - as_of) / DAY_S) * DAY_S
             seasonal = _value_at_or_before(ts[ts <= as_of], temp[ts <= as_of], t_target - lag)
             errors[horizon]["gridmon"].append(float(np.mean(np.abs(path - actual))))

@@ -61,6 +61,9 @@ class MaintenanceConfig:
     horizon_days: float = 365.0
     """Crossings further away than this are not dated (a straight line is no forecast that far)."""
 
+    extrapolation_factor: float = 4.0
+    """...nor those further away than this many times the span the trend was fitted on."""
+
     hotspot_rise_c: float = 25.0
     """Hot-spot temperature = sensor temperature + this rise (IEEE C57.91 aging; see docs)."""
 

@@ -103,6 +103,7 @@ def predict_device(
             decision_confidence=config.decision_confidence,
             min_slope_c_per_day=config.min_slope_c_per_day,
             horizon_days=config.horizon_days,
+            extrapolation_factor=config.extrapolation_factor,
         )
 
     voltage = voltage_stability(
@@ -144,6 +145,7 @@ def predict_device(
             "trend_confidence": config.trend_confidence,
             "decision_confidence": config.decision_confidence,
             "horizon_days": config.horizon_days,
+            "extrapolation_factor": config.extrapolation_factor,
         },
     }
     return MaintenancePrediction(
@@ -157,6 +159,32 @@ def predict_device(
         recommended_actions=assessment.actions,
         computed_at=computed_at,
         inputs=inputs,
+    )
+
+
+def fit_for_readings(
+    readings: pd.DataFrame, profile: DeviceProfile, *, as_of: float, config: MaintenanceConfig | None = None
+) -> TrendFit | None:
+    """The temperature trend `predict_from_readings` would fit on these readings (None: too little data)."""
+    config = config or MaintenanceConfig()
+    recent = window(readings, start=as_of - config.lookback_s, end=as_of)
+    buckets = bucketize(
+        recent,
+        bucket_s=config.bucket_s,
+        rated_current=profile.rated_current,
+        spike_factor=config.spike_factor,
+        rise_c=config.hotspot_rise_c,
+    ).sort_values("bucket", kind="stable")
+    span = float(buckets["t_mean"].max() - buckets["t_mean"].min()) if len(buckets) else 0.0
+    if len(buckets) < config.min_buckets or span < config.min_history_s:
+        return None
+    return fit_trend(
+        buckets["t_mean"].to_numpy(dtype=float),
+        buckets["temp_median"].to_numpy(dtype=float),
+        harmonics=config.harmonics,
+        confidence=config.trend_confidence,
+        detect_onset=config.detect_onset,
+        min_segment_s=config.min_history_s,
     )
 
 

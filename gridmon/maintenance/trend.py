@@ -28,6 +28,7 @@ from scipy import stats
 
 DAY_S = 86400.0
 MAX_ONSET_CANDIDATES = 200
+RECENT_S = 3 * 3600.0  # the "where is it now" level of the temperature path
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +48,27 @@ class TrendFit:
     t_last: float
     onset: float | None = None
     """Start of the current regime (epoch s) when a change of slope was found in the window."""
+    cycle: tuple[float, ...] = ()
+    """Daily cycle: sine, cosine coefficient of each harmonic (phase from `t_last`)."""
+    recent_level: float = math.nan
+    """Mean de-cycled temperature over the last `RECENT_S` of the window ..."""
+    t_recent: float = math.nan
+    """... and the mean time of those readings (epoch s)."""
 
     def level_at(self, t: float) -> float:
         """The trend's temperature at time t (epoch s)."""
         return self.level_center + self.slope * (t - self.t_center) / DAY_S
+
+    def path(self, t: npt.ArrayLike, *, rising: bool) -> np.ndarray:
+        """The expected temperature at times t (epoch s): where the de-cycled temperature was over
+        the last hours, plus the daily cycle, plus the slope when the prediction stands behind it
+        (`rising`: a crossing was dated). Without a dated trend a line extrapolated a day ahead
+        does worse than no slope at all: weather and load move a temperature for days at a time."""
+        t_arr = np.asarray(t, dtype=float)
+        days = (t_arr - self.t_last) / DAY_S
+        cycle = _cycle_columns(days, len(self.cycle) // 2) @ np.asarray(self.cycle) if self.cycle else 0.0
+        trend = self.slope * (t_arr - self.t_recent) / DAY_S if rising else 0.0
+        return np.asarray(self.recent_level + trend + cycle, dtype=float)
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
@@ -63,6 +81,8 @@ class TrendFit:
             "buckets": self.n,
             "span_hours": round(self.span_s / 3600.0, 2),
             "onset": self.onset,
+            "recent_level_c": round(self.recent_level, 3),
+            "cycle_amplitude_c": round(_amplitude(self.cycle), 3),
         }
 
 
@@ -74,6 +94,12 @@ class Crossing:
     low: float
     high: float
     already_above: bool = False
+
+
+def _amplitude(cycle: tuple[float, ...]) -> float:
+    """Sum of the harmonics' amplitudes (an upper bound of the cycle's half range)."""
+    pairs = np.reshape(np.asarray(cycle, dtype=float), (-1, 2)) if cycle else np.zeros((0, 2))
+    return float(np.hypot(pairs[:, 0], pairs[:, 1]).sum())
 
 
 def _cycle_columns(t_days: np.ndarray, harmonics: int) -> np.ndarray:
@@ -194,7 +220,12 @@ def fit_trend(
     mad_sd = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
     # standard error of a median ≈ 1.2533 σ/√n, widened like the slope
     level_se = 1.2533 * mad_sd / math.sqrt(ts_seg.size) * widen
+    recent = td_seg >= -RECENT_S / DAY_S
+    n_cycle = cycle.shape[1]
     return TrendFit(
+        cycle=tuple(float(c) for c in coef[design.shape[1] - n_cycle :]) if n_cycle else (),
+        recent_level=float(np.mean(z_seg[recent])),
+        t_recent=float(np.mean(ts_seg[recent])),
         slope=slope,
         slope_low=slope - widen * (slope - float(res.low_slope)),
         slope_high=slope + widen * (float(res.high_slope) - slope),
@@ -219,6 +250,7 @@ def time_to_limit(
     decision_confidence: float,
     min_slope_c_per_day: float,
     horizon_days: float,
+    extrapolation_factor: float = math.inf,
 ) -> tuple[Crossing | None, str]:
     """When the trend reaches `limit_c`, or None with the reason.
 
@@ -226,8 +258,10 @@ def time_to_limit(
     reached within the horizon, so it is made only when even the late end of the crossing at
     `decision_confidence` lies within `horizon_days` (stricter than the interval's `confidence`:
     the task runs every few minutes, and a healthy device must not collect a date by the odd
-    1-in-20 chance). Reasons: at_limit, flat_or_falling (slope below the floor), not_significant
-    (slope not above zero at the decision level), beyond_horizon, rising (dated).
+    1-in-20 chance), and only when that late end is within `extrapolation_factor` times the span
+    of data the line was fitted on. Reasons: at_limit, flat_or_falling (slope below the floor),
+    not_significant (slope not above zero at the decision level), beyond_horizon,
+    beyond_evidence, rising (dated).
     """
     level_now = fit.level_at(now)
     if level_now >= limit_c:
@@ -243,6 +277,11 @@ def time_to_limit(
     latest = fit.t_center + (distance + k_decision * fit.level_se) / slope_floor * DAY_S
     if (latest - now) / DAY_S > horizon_days:
         return None, "beyond_horizon"
+    if latest - now > extrapolation_factor * fit.span_s:
+        # A line fitted on S days says little about what happens after a few S more: weather
+        # and load swing a temperature for days at a time (a real transformer's spring warming
+        # extrapolated for weeks crosses any limit).
+        return None, "beyond_evidence"
     when = fit.t_center + distance / fit.slope * DAY_S
     early = fit.t_center + max(distance - k_interval * fit.level_se, 0.0) / fit.slope_high * DAY_S
     late = fit.t_center + (distance + k_interval * fit.level_se) / fit.slope_low * DAY_S
