@@ -159,3 +159,45 @@ def test_bench_command_prints_json_last() -> None:
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["readings"] == 3 * 900 and report["score_readings_per_s"] > 0
     assert report["scan_equals_one_pass"] is True
+
+
+def test_kernel_reads_each_parameter_at_its_position() -> None:
+    from gridmon.detection.stream import kernel
+    from gridmon.detection.stream.params import PARAM_NAMES
+
+    positions = {
+        "tau_recent_s": kernel.P_TAU_RECENT,
+        "tau_slow_s": kernel.P_TAU_SLOW,
+        "season_days": kernel.P_SEASON_DAYS,
+        "season_gain": kernel.P_SEASON_GAIN,
+        "span": kernel.P_SPAN,
+        "span_long": kernel.P_SPAN_LONG,
+        "close_span": kernel.P_CLOSE_SPAN,
+        "alarms_per_day": kernel.P_BUDGET,
+        "band_p": kernel.P_BAND_P,
+        "calibration_halflife_s": kernel.P_CAL_HALFLIFE,
+        "tail_q": kernel.P_TAIL_Q,
+        "gamma_max": kernel.P_GAMMA_MAX,
+        "min_calibration": kernel.P_MIN_CAL,
+        "off_readings": kernel.P_OFF_N,
+        "off_delay_s": kernel.P_OFF_S,
+        "accept_after_s": kernel.P_ACCEPT,
+        "recent_peak_s": kernel.P_REC_S,
+        "recent_peak_readings": kernel.P_REC_N,
+        "alarm_learn_weight": kernel.P_ALARM_WEIGHT,
+        "huber_clip": kernel.P_CLIP,
+        "scale_floor": kernel.P_FLOOR,
+    }
+    assert set(positions) == set(PARAM_NAMES)
+    assert all(PARAM_NAMES[i] == name for name, i in positions.items())
+
+
+def test_a_fault_seen_once_does_not_hide_the_next() -> None:
+    # Two identical stuck stretches an hour apart: both alarm.
+    n = 9000
+    ts = T0 + np.arange(n) * 2.0
+    x = np.round(230.0 + 2.0 * _noise(n, 1, 11), 3)
+    x[6000:6100, 0] = x[5999, 0]
+    x[8000:8100, 0] = x[7999, 0]
+    out = run_device(DeviceState.new(["voltage"]), ts, x)
+    assert out.flag[6020:6100].all() and out.flag[8020:8100].all()

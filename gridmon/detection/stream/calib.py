@@ -10,11 +10,13 @@ so both page about as often.
   exactly; heavier tails get a positive shape.
 - Counts decay (half-life in device time) by weighting new entries more (`weight` grows),
   so an update touches one bin.
-- `threshold(h, total, weight, q, p)`: the value exceeded with probability `p`. Above the (1 − q)
+- `threshold(h, total, weight, q, p, gamma_max, top)`: the value exceeded with probability `p`. Above the (1 − q)
   quantile the tail is a generalised Pareto distribution fitted by probability-weighted moments
   (Hosking & Wallis 1987), shape clipped to [0, gamma_max]; below it, the empirical quantile.
   When the budget asks for a rarer value than the history can show (p · total < 1), the result
-  is never below the largest value seen: nothing already seen in normal operation alarms.
+  is never below `top`, the largest value seen in normal operation (readings in alarm, which
+  enter the histogram with a small weight, do not raise it): nothing already seen in normal
+  operation alarms, and a fault seen once does not hide the next one.
   `weight` is the weight a new entry gets now, so `total / weight` is the decayed count.
 """
 
@@ -50,7 +52,9 @@ def edge(i: int) -> float:
 
 
 @nb.njit(cache=True)
-def threshold(h: np.ndarray, total: float, weight: float, q: float, p: float, gamma_max: float) -> float:
+def threshold(
+    h: np.ndarray, total: float, weight: float, q: float, p: float, gamma_max: float, top: float
+) -> float:
     """Squared-score value exceeded with probability `p` (see the module docstring)."""
     if total <= 0.0:
         return np.inf
@@ -63,11 +67,6 @@ def threshold(h: np.ndarray, total: float, weight: float, q: float, p: float, ga
             break
     t = edge(tb)
     st = acc / total
-    top = 0.0
-    for i in range(NB - 1, -1, -1):
-        if h[i] > 0.0:
-            top = edge(i + 1)
-            break
     if p >= st:
         acc2 = 0.0
         for i in range(NB - 1, -1, -1):
@@ -99,5 +98,7 @@ def threshold(h: np.ndarray, total: float, weight: float, q: float, p: float, ga
         ratio = st / p
         v = t + sig * math.log(ratio) if g < 1e-6 else t + sig / g * (ratio**g - 1.0)
     if p * total / weight < 1.0:  # total / weight: the decayed count of readings behind h
-        v = max(v, top)
+        # above the top of the bin the largest normal value fell in (as coarse as the histogram,
+        # so a quantised score that repeats its largest value does not alarm on it)
+        v = max(v, edge(hbin(top) + 1))
     return v

@@ -35,7 +35,7 @@ from gridmon.detection.stream.calib import hbin, threshold
 # Parameter positions (DetectorParams declaration order).
 P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
 P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 7, 8, 9, 10, 11, 12, 13
-P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19
+P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19, 20
 
 DAY = 86400.0
 SLOT_S = DAY / S.SEASON_SLOTS
@@ -97,16 +97,17 @@ def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-u
 
 
 @nb.njit(cache=True)
-def _learn_score(h, c, x2, w, count_min, q, p_on, band_p, gmax):  # type: ignore[no-untyped-def]
+def _learn_score(h, c, x2, w, count_min, q, p_on, band_p, gmax, max_decay):  # type: ignore[no-untyped-def]
     h[hbin(x2)] += np.float32(w)
     c[S.C_TOTAL] += w
     c[S.C_COUNT] += 1.0
+    c[S.C_MAX] = max(c[S.C_MAX] * max_decay, x2)  # the largest normal value, forgotten like the histogram
     c[S.C_SINCE] += 1.0
     if c[S.C_COUNT] >= count_min and (c[S.C_SINCE] >= RECOMPUTE_EVERY or c[S.C_THR] == 0.0):
         c[S.C_SINCE] = 0.0
         qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
-        c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax)
-        c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax)
+        c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax, c[S.C_MAX])
+        c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax, c[S.C_MAX])
 
 
 @nb.njit(cache=True)
@@ -155,7 +156,6 @@ def run_kernel(  # type: ignore[no-untyped-def]
     gmax = P[P_GAMMA_MAX]
     band_p = P[P_BAND_P]
     accept = P[P_ACCEPT]
-    off_n = P[P_OFF_N]
     has_forest = f_norm > 0.0
     ntests = k * S.N_SCORES + 1 + (1 if has_forest else 0)
     R = ring.shape[1]
@@ -210,7 +210,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
                         ring[j, dd % R, :] = np.nan
             dev[S.D_DAY] = day
             dev[S.D_SLOT] = slot
+        off_n = max(1.0, min(P[P_OFF_N], math.ceil(P[P_OFF_S] / dt)))
         p_on = P[P_BUDGET] * dt / DAY / ntests
+        max_decay = 0.5 ** (dt / P[P_CAL_HALFLIFE])
         # ---- per metric: expectation, scores, alarm state
         ratio = 0.0
         dsum = 0.0
@@ -272,7 +274,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 if c[S.C_COUNT] >= min_cal and c[S.C_THR] > 0.0:
                     x2 = sc[j, s, i] ** 2
                     ratio = max(ratio, math.sqrt(x2 / c[S.C_THR]))
-                    if t >= start and x2 > c[S.C_THR] and x2 > c[S.C_REC]:
+                    # The recent-peak guard keeps the tail of one event from re-opening an alarm;
+                    # a flat run starts from 1 with every new stuck stretch, so it needs none.
+                    if t >= start and x2 > c[S.C_THR] and (i == S.S_FLAT or x2 > c[S.C_REC]):
                         hit = True
                         if trigger < 0:
                             trigger = j * 8 + i
@@ -402,7 +406,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     fam[j, f, S.F_EWC] = 0.0
                 elif cnt > wc:
                     for i in range(S.N_SCORES):
-                        _learn_score(hist[j, f, i], cal[j, f, i], sc[j, f, i] ** 2, w, min_cal, q, p_on, band_p, gmax)
+                        _learn_score(
+                            hist[j, f, i], cal[j, f, i], sc[j, f, i] ** 2, w, min_cal, q, p_on, band_p, gmax, max_decay
+                        )
             if has_s[j]:
                 met[j, S.M_NAB] += 1.0
                 g = max(0.005, 1.0 / met[j, S.M_NAB])
@@ -421,6 +427,6 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 else:
                     met[j, S.M_L1] += af * rc
         if dcount > 0 and (not d_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
-            _learn_score(dhist, dcal, dscore, w, min_cal, q, p_on, band_p, gmax)
+            _learn_score(dhist, dcal, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay)
         if has_forest and dcount > 0 and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
-            _learn_score(fhist, fcal, fscore2, w, min_cal, q, p_on, band_p, gmax)
+            _learn_score(fhist, fcal, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay)

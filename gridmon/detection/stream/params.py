@@ -46,7 +46,10 @@ class DetectorParams:
     min_calibration: float = 200.0
     """Readings of normal history a score needs before it may raise an alarm."""
     off_readings: int = 3
-    """Consecutive readings inside the band before an alarm clears (off-delay)."""
+    """Consecutive readings inside the band before an alarm clears (off-delay) ..."""
+    off_delay_s: float = 900.0
+    """... or fewer, when that many readings take longer than this (slow devices: one hourly
+    reading back inside its band is evidence enough)."""
     accept_after_s: float = 3 * 3600.0
     """A condition standing longer than this is learnt as the new normal (the alarm then clears
     once the adapted model sees the signal inside its band)."""
@@ -54,8 +57,9 @@ class DetectorParams:
     """Half-life of the recent-peak guard: a new alarm needs more than what was just seen."""
     recent_peak_readings: float = 20.0
     """...and at least this many readings of half-life (slow devices)."""
-    alarm_learn_weight: float = 0.02
-    """Weight with which readings in alarm still enter the score histograms."""
+    alarm_learn_weight: float = 0.0
+    """Weight with which readings in alarm enter the score histograms (0: they do not — a fault
+    seen once must not hide the next one; a standing condition is learnt after `accept_after_s`)."""
     huber_clip: float = 3.0
     """Residuals beyond this many scales move levels and scales only this far."""
     scale_floor: float = 1e-3
