@@ -311,6 +311,10 @@ class Settings(BaseSettings):
     stale_min_s: float = Field(30.0, ge=0, validation_alias=_env("STALE_MIN_S"))
     """…and for at least this long, so a fast device's hiccup is not an alert."""
 
+    pipeline_gap_s: float = Field(15.0, gt=0, validation_alias=_env("PIPELINE_GAP_S"))
+    """A pause of the bridges' heartbeat longer than this is a pipeline outage: silence inside it
+    is not a device's fault (no `no_data`). Keep it above `heartbeat_interval_s`."""
+
     alerts_list_max: int = Field(10_000, ge=1, validation_alias=_env("ALERTS_LIST_MAX"))
     """Length cap of each outbox Redis list, `alerts:anomalies` and `alerts:maintenance` (LTRIM after each push)."""
 
