@@ -7,6 +7,7 @@ configuration is derived from it in `gridmon.celery`, never configured a second 
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,8 +67,10 @@ class Settings(BaseSettings):
     mqtt_password: str | None = Field(None, validation_alias=_env("MQTT_PASSWORD"))
     """MQTT password."""
 
-    mqtt_client_id: str = Field("gridmon-bridge", validation_alias=_env("MQTT_CLIENT_ID"))
-    """Bridge client id. The persistent session is keyed by it: keep it stable per bridge."""
+    mqtt_client_id: str = Field("", validation_alias=_env("MQTT_CLIENT_ID"))
+    """Bridge client id. The persistent session is keyed by it: keep it stable per bridge. Unset:
+    `gridmon-bridge-<8 hex digits>` derived from the data directory's absolute path, so two
+    checkouts on one broker never share a session."""
 
     mqtt_password_file: Path | None = Field(None, validation_alias=_env("MQTT_PASSWORD_FILE"))
     """Mosquitto password file `gridmon devices credentials add` and `revoke` manage (per-device logins)."""
@@ -389,6 +392,12 @@ class Settings(BaseSettings):
     `link` annotation) point to `<public_url>/#/device/<device_id>`."""
 
     @model_validator(mode="after")
+    def _derive_client_id(self) -> Settings:
+        if not self.mqtt_client_id:
+            self.mqtt_client_id = default_client_id(self.data_dir)
+        return self
+
+    @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:
         if self.model_dir is None:
             self.model_dir = self.data_dir / "models"
@@ -398,6 +407,12 @@ class Settings(BaseSettings):
     def models_path(self) -> Path:
         """The model artifact directory (`model_dir`, defaulted from `data_dir`)."""
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+
+def default_client_id(data_dir: Path) -> str:
+    """The bridge's default MQTT client id: stable for one data directory, distinct across them."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"gridmon-bridge-{digest}"
 
 
 def with_database(url: str, name: str) -> str:
