@@ -177,6 +177,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".gridmon"), validation_alias=_env("DATA_DIR"))
     """Working directory for local state (models, ground truth, embedded services)."""
 
+    # --- `gridmon up` ------------------------------------------------------------------------
+    stop_drain_timeout_s: float = Field(30.0, ge=0, validation_alias=_env("STOP_DRAIN_TIMEOUT_S"))
+    """On Ctrl-C, how long `gridmon up` waits for the ingest queue to drain before its workers stop;
+    what is still queued then is written at the next start."""
+
+    demo_devices: int = Field(10, ge=1, le=10_000, validation_alias=_env("DEMO_DEVICES"))
+    """Simulated devices `gridmon up` runs (the demo fleet; who they are is fixed per data directory)."""
+
+    demo_history_days: float = Field(3.0, ge=0, le=30, validation_alias=_env("DEMO_HISTORY_DAYS"))
+    """On the demo's first start, days of simulated history written through the ingest job (0 = none)."""
+
     @field_validator("database_url", "database_owner_url")
     @classmethod
     def _normalise_db_url(cls, value: str | None) -> str | None:
