@@ -102,6 +102,8 @@ def shoot(url: str, device: str, out: Path) -> list[Path]:
         page.goto(url + f"/#/device/{device}")
         page.wait_for_selector("#device-chart .main-svg")
         page.wait_for_selector("#device-prediction .risk-line")
+        page.select_option("#device-range", "7d")  # the whole history: the warming trend shows
+        page.locator("#device-chart-note", has_text="of 1h").wait_for()
         page.wait_for_timeout(1000)
         save("device", full_page=True)
         page.goto(url + "/#/alerts")

@@ -67,6 +67,7 @@ def test_ctrl_c_mid_stream_stores_every_reading_and_the_restart_pages_nobody(tmp
         order = [console.index(f"stopped {name}") for name in ("simulator", "bridge", "worker-ingest", "beat")]
         assert order == sorted(order), console[-2000:]
         assert "ingest queue drained" in console
+        assert "(exit code" not in console  # every child, the API included, stopped cleanly
 
         # The console is for people; the details are in the logs, routine lines only at DEBUG.
         assert_human_console(console)
