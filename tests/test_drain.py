@@ -37,7 +37,8 @@ def reading(k: int) -> list[Any]:
 def test_an_empty_queue_is_drained_at_once(broker_app: Any) -> None:
     queue = IngestQueue(app=broker_app, worker="ingest@nowhere")
     assert queue.backlog() == Backlog(0, 0, 0)
-    assert IngestDrain(queue, timeout_s=5).wait().empty
+    drained = IngestDrain(queue, timeout_s=5).wait()
+    assert drained is not None and drained.empty
 
 
 def test_what_stays_queued_is_counted_in_readings(broker_app: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -49,8 +50,25 @@ def test_what_stays_queued_is_counted_in_readings(broker_app: Any, caplog: pytes
 
     drain = IngestDrain(queue, timeout_s=0.5, poll_s=0.1)
     with caplog.at_level(logging.INFO, logger="gridmon.up.drain"):
-        assert not drain.wait().empty  # nobody consumes: the wait is bounded
+        waited = drain.wait()
+        assert waited is not None and not waited.empty  # nobody consumes: the wait is bounded
         left = drain.report()
     assert left == Backlog(messages=3, readings=4, batches=2)
     assert "did not drain in 0 s (4 readings in 2 ingest batches left)" in caplog.text
     assert "4 readings in 2 ingest batches stay queued; they will be written at the next start" in caplog.text
+
+
+def test_a_broker_that_is_gone_ends_the_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridmon.services.mosquitto import free_port
+
+    monkeypatch.setenv("GRIDMON_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    try:
+        from gridmon.celery import make_app
+
+        app = make_app()
+        app.conf.broker_connection_retry = False
+        app.conf.broker_connection_max_retries = 0
+        assert IngestDrain(IngestQueue(app=app), timeout_s=5).wait() is None
+    finally:
+        get_settings.cache_clear()

@@ -115,14 +115,19 @@ class IngestDrain:
         self.poll_s = poll_s
         self.left: Backlog | None = None
 
-    def wait(self) -> Backlog:
-        """Block until the queue is drained and the worker idle, or `timeout_s` passed."""
+    def wait(self) -> Backlog | None:
+        """Block until the queue is drained and the worker idle, or `timeout_s` passed (None when
+        the broker cannot be asked: then there is nothing to wait for)."""
         deadline = time.monotonic() + self.timeout_s
         announced = False
         while True:
-            backlog = self.queue.backlog()
-            if backlog.empty and not self.queue.busy():
-                return backlog
+            try:
+                backlog = self.queue.backlog()
+                if backlog.empty and not self.queue.busy():
+                    return backlog
+            except Exception as exc:  # the broker may be the thing that failed
+                log.warning("could not watch the ingest queue: %s", exc)
+                return None
             if time.monotonic() >= deadline:
                 log.warning("the ingest queue did not drain in %.0f s (%s left)", self.timeout_s, backlog.describe())
                 return backlog
