@@ -5,7 +5,7 @@ Redis:
 - a device with three minutes of data opens on a readable line, not on one empty bucket;
 - the Retrain button asks for the token and, once it is saved, retrains (no second click);
 - an alert resolved — here or by someone else — leaves the "open and acknowledged" list live;
-- counts read "1 reading", "1 bucket", not "1 readings".
+- counts read "1 reading", "1 bucket", "1 device", not "1 readings".
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_one_is_singular(browser: Any, db, server) -> None:
         page.select_option("#device-range", "1h")
         expect(page.locator("#device-chart-note")).to_contain_text("1 reading in 1 bucket of 1m")
         page.goto(server.url + "/#/fleet")
-        expect(page.locator("#sum-rate-sub")).to_contain_text(re.compile(r"^1 device reporting"))
+        expect(page.locator("#fleet-count")).to_have_text("1 of 1 device")
         assert console.errors == []
 
 

@@ -34,6 +34,7 @@ export class AlertsView {
     this.onAdminNeeded = onAdminNeeded;
     this.onChanged = onChanged;
     this.alerts = new Map();
+    this.left = new Map(); // alert id -> when it stopped matching the filters (a slower list read must not bring it back)
     this.lastEvent = new Map(); // alert id -> newest event_id applied (publishing is at-least-once)
     this.cursor = null;
     this.generation = 0;
@@ -77,12 +78,15 @@ export class AlertsView {
 
   async load({ more = false } = {}) {
     const generation = more ? this.generation : ++this.generation;
+    if (!more) this.left.clear(); // other filters: what left the old list may belong in the new one
     try {
       const page = await api("/alerts" + query({ ...this.filters(), limit: PAGE, cursor: more ? this.cursor : null }));
       if (generation !== this.generation) return; // a newer load (other filters) is under way
       const previous = this.alerts;
       if (!more) this.alerts = new Map();
       for (const alert of page.items) {
+        const left = this.left.get(alert.id);
+        if (left !== undefined && left >= Date.parse(alert.updated_at)) continue;
         // A list read that started before an acknowledge must not undo it: keep the newer row.
         const known = previous.get(alert.id);
         const newer = known && Date.parse(known.updated_at) > Date.parse(alert.updated_at);
@@ -116,7 +120,9 @@ export class AlertsView {
       this.alerts.set(alert.id, alert);
       return true;
     }
-    this.alerts.delete(alert.id);
+    if (this.alerts.delete(alert.id)) {
+      this.left.set(alert.id, Date.parse(alert.updated_at || alert.resolved_at || alert.last_seen_at) || Date.now());
+    }
     return false;
   }
 
