@@ -127,10 +127,6 @@ class UpRun:
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    def admin_token(self) -> str:
-        env = (self.data_dir.parent / ".env").read_text()
-        return next(line.split("=", 1)[1] for line in env.splitlines() if line.startswith("GRIDMON_ADMIN_TOKEN="))
-
 
 def start_up(
     workdir: Path,
