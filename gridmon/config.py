@@ -7,6 +7,7 @@ configuration is derived from it in `gridmon.celery`, never configured a second 
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,8 +67,10 @@ class Settings(BaseSettings):
     mqtt_password: str | None = Field(None, validation_alias=_env("MQTT_PASSWORD"))
     """MQTT password."""
 
-    mqtt_client_id: str = Field("gridmon-bridge", validation_alias=_env("MQTT_CLIENT_ID"))
-    """Bridge client id. The persistent session is keyed by it: keep it stable per bridge."""
+    mqtt_client_id: str = Field("", validation_alias=_env("MQTT_CLIENT_ID"))
+    """Bridge client id. The persistent session is keyed by it: keep it stable per bridge. Unset:
+    `gridmon-bridge-<8 hex digits>` derived from the data directory's absolute path, so two
+    checkouts on one broker never share a session."""
 
     mqtt_password_file: Path | None = Field(None, validation_alias=_env("MQTT_PASSWORD_FILE"))
     """Mosquitto password file `gridmon devices credentials add` and `revoke` manage (per-device logins)."""
@@ -173,6 +176,17 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".gridmon"), validation_alias=_env("DATA_DIR"))
     """Working directory for local state (models, ground truth, embedded services)."""
+
+    # --- `gridmon up` ------------------------------------------------------------------------
+    stop_drain_timeout_s: float = Field(30.0, ge=0, validation_alias=_env("STOP_DRAIN_TIMEOUT_S"))
+    """On Ctrl-C, how long `gridmon up` waits for the ingest queue to drain before its workers stop;
+    what is still queued then is written at the next start."""
+
+    demo_devices: int = Field(10, ge=1, le=10_000, validation_alias=_env("DEMO_DEVICES"))
+    """Simulated devices `gridmon up` runs (the demo fleet; who they are is fixed per data directory)."""
+
+    demo_history_days: float = Field(3.0, ge=0, le=30, validation_alias=_env("DEMO_HISTORY_DAYS"))
+    """On the demo's first start, days of simulated history written through the ingest job (0 = none)."""
 
     @field_validator("database_url", "database_owner_url")
     @classmethod
@@ -311,6 +325,10 @@ class Settings(BaseSettings):
     stale_min_s: float = Field(30.0, ge=0, validation_alias=_env("STALE_MIN_S"))
     """…and for at least this long, so a fast device's hiccup is not an alert."""
 
+    pipeline_gap_s: float = Field(15.0, gt=0, validation_alias=_env("PIPELINE_GAP_S"))
+    """A pause of the bridges' heartbeat longer than this is a pipeline outage: silence inside it
+    is not a device's fault (no `no_data`). Keep it above `heartbeat_interval_s`."""
+
     alerts_list_max: int = Field(10_000, ge=1, validation_alias=_env("ALERTS_LIST_MAX"))
     """Length cap of each outbox Redis list, `alerts:anomalies` and `alerts:maintenance` (LTRIM after each push)."""
 
@@ -385,6 +403,12 @@ class Settings(BaseSettings):
     `link` annotation) point to `<public_url>/#/device/<device_id>`."""
 
     @model_validator(mode="after")
+    def _derive_client_id(self) -> Settings:
+        if not self.mqtt_client_id:
+            self.mqtt_client_id = default_client_id(self.data_dir)
+        return self
+
+    @model_validator(mode="after")
     def _derive_model_dir(self) -> Settings:
         if self.model_dir is None:
             self.model_dir = self.data_dir / "models"
@@ -394,6 +418,12 @@ class Settings(BaseSettings):
     def models_path(self) -> Path:
         """The model artifact directory (`model_dir`, defaulted from `data_dir`)."""
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+
+def default_client_id(data_dir: Path) -> str:
+    """The bridge's default MQTT client id: stable for one data directory, distinct across them."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"gridmon-bridge-{digest}"
 
 
 def with_database(url: str, name: str) -> str:

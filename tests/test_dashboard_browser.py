@@ -3,8 +3,8 @@ real pipeline (private Mosquitto, Redis, bridge and Celery workers) and the API 
 
 Readings arrive over MQTT while the page is open; a 260 V reading must appear as an alert without
 a reload, be acknowledged from the page, and nothing may be logged to the browser console.
-Screenshots land in `artifacts/dashboard/`; with GRIDMON_UPDATE_SCREENSHOTS=1 they also replace
-the ones in `docs/screenshots/` that the README shows.
+Screenshots land in `artifacts/dashboard/` (README's pictures come from a real run instead:
+`make screenshots`, `scripts/screenshots.py`).
 
 Chromium comes from Debian (`apt-get install -y chromium`; `.ci/run` installs it). Without it
 these tests fail, naming the fix: a browser test that skips itself would prove nothing.
@@ -60,7 +60,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
-DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 900}
 DEVICES = 24
 HOT = "sensor_3"  # a warming transformer; it gets the 260 V reading
@@ -120,9 +119,6 @@ def save_screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.evaluate("document.getElementById('toasts').replaceChildren()")  # passing notes would cover the view
     page.screenshot(path=str(path), full_page=full_page)
-    if os.environ.get("GRIDMON_UPDATE_SCREENSHOTS") == "1":
-        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
     return path
 
 

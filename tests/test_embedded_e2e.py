@@ -123,6 +123,8 @@ def test_gridmon_up_embedded_end_to_end(tmp_path: Path) -> None:
             "GRIDMON_BRIDGE_METRICS_PORT": "0",
             "GRIDMON_WORKER_METRICS_PORT": "0",
             "GRIDMON_SCAN_INTERVAL_S": "5",
+            # readings from the simulator only: they prove the bridge is subscribed (no backfill)
+            "GRIDMON_DEMO_HISTORY_DAYS": "0",
         }
     )
     log_path = tmp_path / "up.log"
@@ -155,7 +157,7 @@ def test_gridmon_up_embedded_end_to_end(tmp_path: Path) -> None:
         assert procs.wait_until(lambda: bool(scalar(db_url, "SELECT count(*) FROM scan_state")), 60, 0.5)
 
         # Every process `up` started, the embedded servers and their children included.
-        started = [int(pid) for pid in re.findall(r"started name=\S+ pid=(\d+)", log_path.read_text())]
+        started = [int(pid) for pid in re.findall(r"started \S+ \(pid (\d+)\)", log_path.read_text())]
         assert len(started) >= 7  # two workers, beat, bridge, flower, api, simulator
         tree = process_tree([up.pid, *started, *(pid for pid in state["pids"].values() if pid)])
         up.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal delivers

@@ -144,11 +144,12 @@ def test_status_figures_and_log_line(db: psycopg.Connection, caplog: pytest.LogC
     reporter = StatusReporter(probe, live=False)
     with caplog.at_level(logging.INFO, logger="gridmon.up.status"):
         reporter.show(Snapshot(12.4, 26, 3, 2))
-    assert "status readings_per_s=12 rows=26 open_alerts=3 workers=2" in caplog.text
+    assert "status: 12 readings/s · 26 rows stored · 3 open alerts · 2 workers" in caplog.text
     assert (
         Snapshot(1234.0, 1_000_000, 0, None).line()
         == "1,234 readings/s · 1,000,000 rows stored · 0 open alerts · ? workers"
     )
+    assert Snapshot(1.0, 1, 1, 1).line() == "1 readings/s · 1 row stored · 1 open alert · 1 worker"
 
 
 def test_a_dead_embedded_server_stops_everything(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "model_versions",
     "scan_state",
     "maintenance_predictions",
+    "pipeline_outages",
 }
 
 

@@ -10,6 +10,12 @@ resolves it by hand, the same silence is not reported again.
 
 "Silent" is measured on reading timestamps (`devices.last_seen`) against the wall clock, so a
 device whose clock runs far behind looks silent; sensors are expected to keep NTP time.
+
+Silence is the device's fault only while gridmon was listening. Time inside a pipeline outage —
+a planned stop of `gridmon up`, a gap in the bridges' heartbeat (`gridmon.storage.outages`), or
+an outage going on now (`ongoing_since`, from the heartbeat) — is not counted: a restart after a
+two-minute stop raises nothing, while a device that stays silent once gridmon listens again
+alerts as usual, its silence counted from its last reading minus the outage.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import datetime
 import psycopg
 
 from gridmon.storage import alerts as store
-from gridmon.storage import silences
+from gridmon.storage import outages, silences
 from gridmon.storage.alerts import AlertEvent
 
 log = logging.getLogger(__name__)
@@ -31,19 +37,36 @@ DETECTOR = "staleness"
 SEVERITY = "medium"
 _INTERVAL_SAMPLE = 21  # readings whose 20 gaps give a device's usual interval
 
+def covered(intervals: list[outages.Interval], start: float, end: float) -> float:
+    """Seconds of [start, end] inside the (merged) intervals."""
+    return sum(max(0.0, min(hi, end) - max(lo, start)) for lo, hi in intervals)
+
+
 def check_stale(
-    conn: psycopg.Connection, *, factor: float, min_silence_s: float, now: float | None = None
+    conn: psycopg.Connection,
+    *,
+    factor: float,
+    min_silence_s: float,
+    now: float | None = None,
+    ongoing_since: float | None = None,
 ) -> list[AlertEvent]:
-    """Open, refresh and resolve `no_data` alerts (caller's transaction); returns the events."""
+    """Open, refresh and resolve `no_data` alerts (caller's transaction); returns the events.
+
+    `ongoing_since`: the pipeline has not been listening since then (and still is not)."""
     now = time.time() if now is None else now
-    stale: dict[str, tuple[datetime, float]] = {}
-    for device_id, last_seen, usual_s in silences.silence_candidates(
-        conn, now=now, min_silence_s=min_silence_s, sample=_INTERVAL_SAMPLE
-    ):
+    candidates = silences.silence_candidates(conn, now=now, min_silence_s=min_silence_s, sample=_INTERVAL_SAMPLE)
+    gaps: list[outages.Interval] = []
+    if candidates:
+        earliest = min(last_seen.timestamp() for _, last_seen, _ in candidates)
+        extra = [(ongoing_since, now)] if ongoing_since is not None else []
+        gaps = outages.merge(outages.outages_between(conn, earliest, now) + extra)
+    stale: dict[str, tuple[datetime, float, float]] = {}
+    for device_id, last_seen, usual_s in candidates:
         usual = max(usual_s, 1e-3)
-        silence = now - last_seen.timestamp()
+        excused = covered(gaps, last_seen.timestamp(), now)
+        silence = now - last_seen.timestamp() - excused
         if silence > max(factor * usual, min_silence_s):
-            stale[device_id] = (last_seen, usual)
+            stale[device_id] = (last_seen, usual, excused)
     reporting = silences.reporting_again(conn, METRIC)
 
     events: list[AlertEvent] = []
@@ -55,13 +78,16 @@ def check_stale(
                 _, event = store.resolve_row(conn, current, "reporting")
                 events.append(event)
             continue
-        last_seen, usual = stale[device_id]
-        silence = now - last_seen.timestamp()
+        last_seen, usual, excused = stale[device_id]
+        silence = now - last_seen.timestamp() - excused
+        description = f"no data for {silence:.0f} s (usual interval {usual:.1f} s)"
+        if excused > 0:
+            description += f"; {excused:.0f} s of pipeline outage not counted"
         changes = {
             "last_seen_at": store.to_datetime(now),
             "value": silence,
             "score": silence / usual,
-            "description": f"no data for {silence:.0f} s (usual interval {usual:.1f} s)",
+            "description": description,
         }
         if current is not None:
             store.update_alert(conn, current["id"], changes)

@@ -7,8 +7,12 @@ Thin by design: decode and validate (`gridmon.domain.readings`), batch (`Batcher
   3.1.1) with manual acknowledgement: readings published while the bridge is down are delivered
   when it returns, and a reading is acknowledged only after its batch reached the Celery broker.
 - Bad payloads travel in the same batch as dead letters, so they are recorded, never dropped.
-- SIGTERM/SIGINT: stop taking messages, hand over and acknowledge the pending batch, disconnect.
-  Messages that arrive during shutdown stay unacknowledged and are redelivered next time.
+- SIGTERM/SIGINT: take what is already arriving until the stream pauses (at most
+  `STOP_SETTLE_MAX_S`), then stop taking messages, hand over and acknowledge the pending batch,
+  disconnect. Messages that arrive after that stay unacknowledged and are redelivered next time.
+- Heartbeat: while connected, a key with a TTL for /ready, and the pipeline's "alive" mark, from
+  which a gap in listening (a restart, a broker outage) is recorded as a pipeline outage
+  (`gridmon.heartbeat.mark_alive`): silence inside it is not blamed on the devices.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from gridmon.config import Settings, get_settings
 from gridmon.domain.readings import UNPARSEABLE, Reading, Rejection, parse_reading
 from gridmon.domain.sparkplug import NAMESPACE, subscriptions
 from gridmon.domain.wire import encode_dead
-from gridmon.heartbeat import BRIDGE, bridge_key, write_heartbeat
+from gridmon.heartbeat import BRIDGE, bridge_key, mark_alive, write_heartbeat
 
 log = logging.getLogger(__name__)
 
 INGEST_TASK = "workers.ingest.ingest_batch"
+STOP_SETTLE_QUIET_S = 0.2  # on stop, a pause this long means nothing more is on its way…
+STOP_SETTLE_MAX_S = 2.0  # …and a stream that never pauses is cut after this long
 
 
 class Bridge:
@@ -56,6 +62,7 @@ class Bridge:
         self._client.fast_handler = self._on_publish
         self._generation = 0  # bumped per connection: ids of an old connection are never acked
         self._accepting = True
+        self._last_message = time.monotonic()
         self._stop = threading.Event()
         self._batcher = Batcher(
             self._handoff,
@@ -106,6 +113,7 @@ class Bridge:
     def _on_publish(self, topic: str, payload: bytes | bytearray, mid: int, qos: int) -> None:
         if not self._accepting:
             return  # shutting down: left unacknowledged, the broker redelivers it
+        self._last_message = time.monotonic()
         ack: Ack | None = (self._generation, mid, qos) if qos else None
         now = time.time()
         if self._sparkplug is not None and topic.startswith(NAMESPACE):
@@ -161,7 +169,7 @@ class Bridge:
             self._metrics.batch_size.observe(len(batch))
             self._metrics.handoff_seconds.observe(took)
             self.handed_over += len(batch)
-            log.info(
+            log.debug(
                 "batch handed over readings=%d dead_letters=%d handoff_ms=%.1f",
                 len(batch.readings),
                 len(batch.dead),
@@ -193,10 +201,14 @@ class Bridge:
         self._client.loop_start()
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Graceful stop: hand over and acknowledge what is buffered, then disconnect."""
+        """Graceful stop: take what is already arriving, hand over and acknowledge what is
+        buffered, mark the moment the pipeline stops listening, then disconnect."""
         self._stop.set()
+        self._settle()
         self._accepting = False
         flushed = self._batcher.close(timeout)
+        if self.healthy():  # the last moment this bridge listened: where a gap would begin
+            mark_alive(time.time(), self.client_id, self.settings.pipeline_gap_s)
         deadline = time.monotonic() + 5.0
         while self._client.want_write() and time.monotonic() < deadline:
             time.sleep(0.01)  # the network thread writes the queued PUBACKs before DISCONNECT
@@ -204,6 +216,15 @@ class Bridge:
         self._client.loop_stop()
         log.info("bridge stopped flushed=%s handed_over=%d", flushed, self.handed_over)
         return flushed
+
+    def _settle(self) -> None:
+        """Wait until no message arrived for `STOP_SETTLE_QUIET_S` (at most `STOP_SETTLE_MAX_S`):
+        readings the broker is already delivering are stored now rather than at the next start."""
+        deadline = time.monotonic() + STOP_SETTLE_MAX_S
+        while self.healthy() and time.monotonic() < deadline:
+            if time.monotonic() - self._last_message >= STOP_SETTLE_QUIET_S:
+                return
+            time.sleep(0.02)
 
     def request_stop(self) -> None:
         """Ask `wait()` to return (signal handlers call this)."""
@@ -217,7 +238,9 @@ class Bridge:
     def heartbeat(self) -> None:
         # Written only while the bridge can actually move readings, so /ready sees a dead bridge.
         if self.healthy():
-            write_heartbeat(bridge_key(self.client_id), time.time(), BRIDGE)
+            now = time.time()
+            write_heartbeat(bridge_key(self.client_id), now, BRIDGE)
+            mark_alive(now, self.client_id, self.settings.pipeline_gap_s)
 
     def wait(self) -> None:
         """Block until stop is requested, writing the heartbeat meanwhile."""

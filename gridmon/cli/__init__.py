@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 import click
 
 from gridmon.logsetup import configure_logging
 
 
-@click.group()
+class FullHelpGroup(click.Group):
+    """A group whose command list shows each command's whole first sentence, wrapped to the
+    terminal, instead of cutting it at a fixed width with "…"."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _version() -> str:
+    try:
+        return version("gridmon")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+@click.group(cls=FullHelpGroup)
+@click.version_option(_version(), "--version", prog_name="gridmon", message="%(prog)s %(version)s")
 @click.option("--log-level", default=None, help="Override GRIDMON_LOG_LEVEL.")
 def cli(log_level: str | None) -> None:
     """gridmon: power-grid telemetry monitor."""

@@ -8,6 +8,7 @@ from types import FrameType
 
 import click
 
+from gridmon.cli import FullHelpGroup
 from gridmon.config import get_settings, with_database
 
 
@@ -15,7 +16,7 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-@click.group()
+@click.group(cls=FullHelpGroup)
 def bench() -> None:
     """Benchmarks of the real paths (not tests: they measure, they do not assert)."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from gridmon.cli import FullHelpGroup
 from gridmon.cli.eval_format import table
 from gridmon.config import get_settings
 
@@ -86,7 +87,7 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
     click.echo(json.dumps(report))
 
 
-@click.group(name="eval", invoke_without_command=True)
+@click.group(name="eval", cls=FullHelpGroup, invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--devices", default=10, show_default=True, help="Devices with faults.")
 @click.option("--fault-free", default=5, show_default=True, help="Extra devices without faults.")

@@ -1,6 +1,16 @@
-"""`gridmon api`: serve the HTTP API with uvicorn on GRIDMON_API_HOST:GRIDMON_API_PORT."""
+"""`gridmon api`: serve the HTTP API with uvicorn on GRIDMON_API_HOST:GRIDMON_API_PORT.
+
+SIGTERM and Ctrl-C stop it gracefully with exit code 0. uvicorn re-raises the signal it caught
+once it has shut down, which would make a clean stop look like a kill (−15) to a supervisor; the
+handler it restores (and re-raises into) is ours, which exits with 0. The same handler ends the
+process cleanly when the signal comes before uvicorn took the signals over.
+"""
 
 from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
 
 import click
 
@@ -16,6 +26,8 @@ def api(host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     settings = get_settings()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _already_stopped)
     if settings.admin_token is None:
         click.echo("warning: GRIDMON_ADMIN_TOKEN is not set; admin routes will answer 503", err=True)
     uvicorn.run(
@@ -29,6 +41,12 @@ def api(host: str | None, port: int | None, workers: int) -> None:
         log_config=None,
         proxy_headers=True,
     )
+
+
+def _already_stopped(_signum: int, _frame: FrameType | None) -> None:
+    """Runs when uvicorn re-raises the signal it stopped on (the server is down), or when a stop
+    was asked for before uvicorn started: either way a requested stop, exit code 0."""
+    sys.exit(0)
 
 
 def register(group: click.Group) -> None:

@@ -1,4 +1,9 @@
-"""`gridmon simulate`: simulated sensors publishing to MQTT, with faults and their ground truth."""
+"""`gridmon simulate`: simulated sensors publishing to MQTT, with faults and their ground truth.
+
+The fleet (who the devices are) comes from the data directory's fleet identity unless a seed is
+given; `--demo` is what `gridmon up` runs: that fleet with the scripted slow degradation of
+`gridmon.simulator.demo`, and catalogue faults other than degradation.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +23,8 @@ import click
 
 from gridmon.config import get_settings
 from gridmon.simulator.catalogue import DEFAULT_TIME_COMPRESSION, FAULT_KINDS, validate_kinds
+from gridmon.simulator.demo import HISTORY_KINDS, demo_degradation, fleet_profiles
+from gridmon.simulator.identity import ensure_identity, fleet_file
 from gridmon.simulator.publisher import BrokerUnavailable, MqttPublisher
 from gridmon.simulator.runner import PrintSink, SimulationConfig, SimulationSummary, Sink, run_simulation
 from gridmon.simulator.sparkplug import DEFAULT_GROUP, SparkplugEdge, SparkplugSink
@@ -46,7 +54,7 @@ def _describe(summary: SimulationSummary, dry_run: bool) -> str:
     verb = "printed" if dry_run else "published"
     line = (
         f"{verb} {summary.published}/{summary.readings} readings in {summary.seconds:.1f} s "
-        f"({summary.rate:.0f}/s), faults: {faults}, seed {summary.seed}"
+        f"({summary.rate:.0f}/s), faults: {faults}, seed {summary.seed}, fleet {summary.fleet_seed}"
     )
     if summary.dropped or summary.unacked:
         line += f", dropped {summary.dropped}, unacknowledged {summary.unacked}"
@@ -62,7 +70,17 @@ def _describe(summary: SimulationSummary, dry_run: bool) -> str:
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Total readings/s (load mode).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many readings.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
-@click.option("--seed", type=int, help="Random seed (default: random, printed in the summary).")
+@click.option("--seed", type=int, help="Seed of the noise and faults (default: random, printed in the summary).")
+@click.option(
+    "--fleet-seed",
+    type=int,
+    help="Seed of who the devices are (levels, phase) [default: --seed if given, else the data directory's fleet].",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="The data directory's demo fleet with its slow scripted degradation, other faults from the catalogue.",
+)
 @click.option(
     "--anomaly-rate",
     default=0.01,
@@ -118,6 +136,8 @@ def simulate(
     count: int | None,
     duration: float | None,
     seed: int | None,
+    fleet_seed: int | None,
+    demo: bool,
     anomaly_rate: float,
     kinds: str | None,
     truth_path: Path | None,
@@ -137,12 +157,20 @@ def simulate(
     """Simulated grid sensors publishing readings to grid/sensors/<device_id> at QoS 1."""
     settings = get_settings()
     try:
-        chosen = validate_kinds(kinds.split(",")) if kinds is not None else FAULT_KINDS
+        chosen = validate_kinds(kinds.split(",")) if kinds is not None else (HISTORY_KINDS if demo else FAULT_KINDS)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--kinds") from None
+    degradation = None
+    if fleet_seed is None and (demo or seed is None):
+        identity = ensure_identity(fleet_file(Path(settings.data_dir)), time.time())
+        fleet_seed = identity.seed
+        if demo:
+            degradation = demo_degradation(identity, fleet_profiles(identity, devices))
     config = SimulationConfig(
         devices=devices,
         seed=secrets.randbits(31) if seed is None else seed,
+        fleet_seed=fleet_seed,
+        degradation=degradation,
         anomaly_rate=anomaly_rate,
         kinds=chosen,
         time_compression=time_compression,

@@ -126,7 +126,7 @@ def store_batch(
     metrics.observe_many(m.latency, [max(committed - float(row[1]), 0.0) for row in rows])
     for reason, count in Tally(d.reason for d in dead_letters).items():
         m.dead_letters.labels(reason).inc(count)
-    log.info(
+    log.debug(
         "batch stored readings=%d inserted=%d duplicates=%d dead_letters=%d ms=%.1f",
         len(readings),
         result.inserted,

@@ -17,10 +17,11 @@ the start of the oldest write transaction still open (`pg_stat_activity.xact_sta
 stamped before it is committed. Transactions open longer than `scan_stuck_transaction_s` are
 ignored (and logged) so one forgotten session cannot stop detection.
 
-A backlog is worked off in steps of at most `scan_max_rows` readings. Housekeeping (silent
-devices, forgetting old dedupe and outbox rows, draining the outbox) runs once per round, by the
-scan of shard 0. Two scans of one shard never run at once: the second finds the row locked and
-returns `busy`. Every statement runs in `gridmon.storage`.
+A backlog is worked off in steps of at most `scan_max_rows` readings. Housekeeping runs once per
+round, by the scan of shard 0: storing the heartbeat gaps the bridges queued as pipeline outages
+(`gridmon.jobs.outages`), silent devices (not counting outages), forgetting old dedupe and outbox
+rows, draining the outbox. Two scans of one shard never run at once: the second finds the row
+locked and returns `busy`. Every statement runs in `gridmon.storage`.
 
 No single reading may stop the scan (docs/security.md). Before a step loads its window, rows that
 validation would reject today (a timestamp outside the accepted range, non-finite or physically
@@ -58,6 +59,7 @@ from gridmon.detection.stream.state import DeviceState
 from gridmon.domain.shards import bucket_range
 from gridmon.jobs.limits import default_limits, device_limits
 from gridmon.jobs.models import ActiveModel
+from gridmon.jobs.outages import down_since, store_queued_gaps
 from gridmon.jobs.publish import get_publisher, sink_names
 from gridmon.storage import db, detector_state, devices, frames, outbox, quarantine, scan_state
 from gridmon.storage.alerts import prune_counted_readings
@@ -314,14 +316,18 @@ def _scan_shard(shard: int, shards: int, report: ScanReport) -> None:
 
 
 def housekeeping(report: ScanReport, *, now: float | None = None, drain: bool = True) -> None:
-    """Once per scan round: silent devices, forgetting old dedupe/outbox rows, publishing."""
+    """Once per scan round: pipeline outages, silent devices, forgetting old dedupe/outbox rows,
+    publishing."""
     settings = get_settings()
+    wall = now if now is not None else time.time()
+    store_queued_gaps()
     with db.connection() as conn:
         for event in check_stale(
             conn,
             factor=settings.stale_factor,
             min_silence_s=settings.stale_min_s,
-            now=now if now is not None else time.time(),
+            now=wall,
+            ongoing_since=down_since(wall, settings.pipeline_gap_s),
         ):
             report.count(event.event)
         prune_counted_readings(conn, timedelta(seconds=settings.counted_readings_retention_s))

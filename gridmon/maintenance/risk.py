@@ -132,13 +132,15 @@ def assess(
             )
         )
     if load.spikes > 0:
-        factors.append(_factor("current_spikes", SPIKE_POINTS, f"{load.spikes} current spikes", spikes=load.spikes))
+        spikes = f"{load.spikes} current spike{'' if load.spikes == 1 else 's'}"
+        factors.append(_factor("current_spikes", SPIKE_POINTS, spikes, spikes=load.spikes))
     if episodes.max_severity is not None:
         factors.append(
             _factor(
                 "anomaly_episodes",
                 EPISODE_POINTS[episodes.max_severity],
-                f"{episodes.count} anomaly episodes recently (worst: {episodes.max_severity})",
+                f"{episodes.count} anomaly episode{'' if episodes.count == 1 else 's'} recently"
+                f" (worst: {episodes.max_severity})",
                 episodes=episodes.count,
             )
         )

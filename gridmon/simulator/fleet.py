@@ -8,6 +8,11 @@ reading starts a fault. A fault then lasts as its catalogue entry says (a spike 
 overheating minutes, degradation until its compressed failure time), and at least
 `MIN_GAP_READINGS` healthy readings separate two faults of one device (also at start-up, so
 detectors see some normal history first).
+
+Two seeds: `fleet_seed` decides who the devices are (their normal levels and phase; kept per
+data directory by `gridmon.simulator.identity`), `seed` the noise and the faults of one run. A
+scripted `degradation` (the demo's, `gridmon.simulator.demo`) is added on top of its device's
+temperature as a function of time; its ground truth is reported once its failure time passed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from gridmon.simulator.catalogue import (
     plan_fault,
     validate_kinds,
 )
+from gridmon.simulator.demo import Degradation
 from gridmon.simulator.device import VALUE_DECIMALS, DeviceProfile, make_profile
 
 MIN_GAP_READINGS = 30
@@ -61,6 +67,8 @@ class Fleet:
         kinds: Sequence[str] | None = None,
         time_compression: float = DEFAULT_TIME_COMPRESSION,
         daily_cycle: bool = True,
+        fleet_seed: int | None = None,
+        degradation: Degradation | None = None,
     ) -> None:
         if devices < 1:
             raise ValueError("devices must be >= 1")
@@ -72,9 +80,12 @@ class Fleet:
         self.anomaly_rate = anomaly_rate
         self.time_compression = time_compression
         self.daily_cycle = daily_cycle
+        self.degradation = degradation
+        self._degradation_live = False  # this run saw it before its failure time (then it reports it)
+        identity = seed if fleet_seed is None else fleet_seed
         self._devices = [
             _Device(
-                profile=make_profile(k, np.random.default_rng((seed, 5, k))),
+                profile=make_profile(k, np.random.default_rng((identity, 5, k))),
                 rnd=random.Random(f"{seed}:{k}"),
                 rng=np.random.default_rng((seed, 4, k)),
                 onset=random.Random(f"{seed}:{k}:onset"),
@@ -84,6 +95,11 @@ class Fleet:
         self._finished: list[Fault] = []
         self.faults_started: Counter[str] = Counter()
         self.anomalous_readings = 0
+
+    @property
+    def profiles(self) -> list[DeviceProfile]:
+        """Each device's normal behaviour (fixed by the fleet seed)."""
+        return [d.profile for d in self._devices]
 
     @property
     def device_ids(self) -> list[str]:
@@ -96,6 +112,14 @@ class Fleet:
         """The reading device `index` takes at `now` (epoch seconds), faults applied."""
         dev = self._devices[index]
         v, i, t = dev.profile.normal(now, dev.rnd, self.daily_cycle)
+        scripted = self.degradation
+        if scripted is not None and scripted.device_id == dev.profile.device_id:
+            t += scripted.rise(now)
+            if now < scripted.failure_at:
+                self._degradation_live = True
+            elif self._degradation_live:
+                self._degradation_live = False
+                self._finished.append(scripted.fault())
         if dev.plan is not None and not dev.plan.covers(now - dev.fault_start, dev.fault_count):
             self._finish(dev)
         if dev.plan is None:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from gridmon.simulator.catalogue import DEFAULT_TIME_COMPRESSION, FAULT_KINDS, Fault
+from gridmon.simulator.demo import Degradation
 from gridmon.simulator.fleet import Fleet
 from gridmon.simulator.payload import TOPIC_PREFIX, encode_reading, topic_for
 from gridmon.simulator.truth import TruthWriter
@@ -68,6 +69,9 @@ class SimulationConfig:
 
     devices: int = 10
     seed: int = 0
+    fleet_seed: int | None = None
+    """Who the devices are (default: `seed`); see `gridmon.simulator.identity`."""
+    degradation: Degradation | None = None
     anomaly_rate: float = 0.01
     kinds: tuple[str, ...] = FAULT_KINDS
     time_compression: float = DEFAULT_TIME_COMPRESSION
@@ -93,6 +97,7 @@ class SimulationSummary:
     seconds: float = 0.0
     rate: float = 0.0
     seed: int = 0
+    fleet_seed: int | None = None
     reconnects: int = 0
     truth_path: str | None = None
 
@@ -110,6 +115,8 @@ class _Run:
             kinds=config.kinds,
             time_compression=config.time_compression,
             daily_cycle=config.daily_cycle,
+            fleet_seed=config.fleet_seed,
+            degradation=config.degradation,
         )
         self.topics = [topic_for(d, config.topic_prefix) for d in self.fleet.device_ids]
         self.produced = 0
@@ -194,6 +201,7 @@ def run_simulation(
         seconds=round(seconds, 3),
         rate=round(run.produced / seconds, 1) if seconds > 0 else 0.0,
         seed=config.seed,
+        fleet_seed=config.seed if config.fleet_seed is None else config.fleet_seed,
         reconnects=stats.get("reconnects", 0),
         truth_path=None if truth is None else str(truth.path),
     )

@@ -146,3 +146,29 @@ def recently_seen(conn: psycopg.Connection, since: datetime, per_kind: int) -> l
         (since, per_kind),
     ).fetchall()
     return [(str(d), k) for d, k in rows]
+
+
+_REGISTER = """
+INSERT INTO devices (device_id, first_seen, last_seen, kind, location, nominal_voltage, rated_current,
+                     temperature_limit)
+VALUES (%(device)s, to_timestamp(%(seen)s), to_timestamp(%(seen)s), %(kind)s, %(location)s, %(nominal_voltage)s,
+        %(rated_current)s, %(temperature_limit)s)
+ON CONFLICT (device_id) DO NOTHING
+"""
+
+
+def register_devices(conn: psycopg.Connection, profiles: dict[str, Row], *, seen_at: float) -> int:
+    """Create the devices that do not exist yet, with their profiles and `seen_at` (epoch s) as
+    first and last seen (their readings move both); existing devices are left alone. Returns how
+    many were created."""
+    created = 0
+    for device_id, profile in profiles.items():
+        values = {column: profile.get(column) for column in PROFILE_COLUMNS}
+        created += conn.execute(_REGISTER, {**values, "device": device_id, "seen": seen_at}).rowcount
+    return created
+
+
+def count_known(conn: psycopg.Connection, device_ids: Iterable[str]) -> int:
+    """How many of these devices exist."""
+    row = conn.execute("SELECT count(*) FROM devices WHERE device_id = ANY(%s)", (list(device_ids),)).fetchone()
+    return int(row[0]) if row else 0

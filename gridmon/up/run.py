@@ -1,10 +1,17 @@
 """`gridmon up`: pick the services, migrate, then run bridge, workers, beat, API, Flower, simulator.
 
-Everything runs as children of this process (see `supervisor.py`); logs go to
-`<data_dir>/logs/<name>.log`. The services are the configured ones, or embedded servers started
-here under the data directory (`mode.py` decides, `gridmon.services.embedded` runs them); the
-children learn which through GRIDMON_* variables. One `up` per data directory at a time: the run
-lock is taken before anything starts, embedded servers included.
+Everything runs as children of this process (see `supervisor.py`); their logs go to
+`<data_dir>/logs/<name>.log`, this process's own detailed log to `<data_dir>/logs/up.log`, and the
+terminal shows a short human console (`gridmon.logsetup.configure_console`). The services are the
+configured ones, or embedded servers started here under the data directory (`mode.py` decides,
+`gridmon.services.embedded` runs them); the children learn which through GRIDMON_* variables.
+One `up` per data directory at a time: the run lock is taken before anything starts, embedded
+servers included.
+
+With the simulator, the first start writes days of demo history first (`demo.py`). A stop runs in
+dependency order — simulator, bridge, then the ingest worker once the ingest queue is drained
+(`drain.py`), then the rest — and is recorded as a planned pipeline outage, closed at the next
+start, so the devices' silence in between raises no `no_data` alert.
 """
 
 from __future__ import annotations
@@ -15,17 +22,22 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from gridmon.config import REPO_ROOT, Settings, get_settings, parts_for_log
+from gridmon.logsetup import configure_console
+from gridmon.storage import db, outages
 from gridmon.storage.db import dispose_engine, migrate
+from gridmon.up import demo
 from gridmon.up.checks import check_all
+from gridmon.up.drain import IngestDrain, IngestQueue
 from gridmon.up.mode import Mode, configured_services, decide
 from gridmon.up.status import StatusProbe, StatusReporter
-from gridmon.up.supervisor import Supervisor
+from gridmon.up.supervisor import StopStep, Supervisor
 
 if TYPE_CHECKING:
     from gridmon.services.embedded import EmbeddedServices
@@ -130,8 +142,43 @@ def _children(settings: Settings, data_dir: Path, simulate: bool, flower_port: i
     if _has_module("gridmon.cli.serve"):
         children.append(("api", [*cli, "api"], {}))
     if simulate and _has_module("gridmon.cli.simulate"):
-        children.append(("simulator", [*cli, "simulate"], {}))
+        children.append(("simulator", [*cli, "simulate", *demo.simulator_args(settings)], {}))
     return children
+
+
+def stop_plan(drain: IngestDrain) -> list[StopStep]:
+    """Stop in dependency order: no new readings, the bridge hands over its last batch, the
+    ingest worker writes what is queued (bounded wait), then everything else."""
+    return [
+        StopStep(("simulator",)),
+        StopStep(("bridge",)),
+        StopStep(("worker-ingest",), before=drain.wait, after=drain.report),
+    ]
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies inside it (shorter on the console)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def outage_source(data_dir: Path) -> str:
+    """How this data directory's `up` names its planned stops in `pipeline_outages`."""
+    return f"gridmon up {data_dir}"
+
+
+def mark_stop(source: str, *, begin: bool) -> None:
+    """Record the start (`begin`) or the end of a planned stop; a database error only warns."""
+    try:
+        with db.connection() as conn:
+            if begin:
+                outages.begin_stop(conn, source, time.time())
+            elif outages.end_stops(conn, source, time.time()):
+                log.info("the previous stop is recorded as a pipeline outage (no device is blamed for it)")
+    except Exception as exc:  # the stop must go on; the bridge heartbeat records the gap as well
+        log.warning("could not record the planned stop: %s", exc)
 
 
 def _has_module(name: str) -> bool:
@@ -163,6 +210,7 @@ def up(*, simulate: bool = True, mode: Mode = Mode.AUTO, flower_port: int = 5555
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
     signal.signal(signal.SIGTERM, _interrupt)
+    configure_console(data_dir / "logs" / "up.log")
     with RunLock(data_dir / "up.pid"):
         decision = decide(mode, configured_services(), lambda: check_all(settings))
         if not decision.embedded and decision.failed:
@@ -176,7 +224,7 @@ def up(*, simulate: bool = True, mode: Mode = Mode.AUTO, flower_port: int = 5555
         embedded = EmbeddedServices(data_dir) if decision.embedded else None
         try:
             if embedded is not None:
-                log.info("embedded mode (%s): starting PostgreSQL, Redis and MQTT under %s", decision.reason, data_dir)
+                log.info("embedded mode (%s): starting PostgreSQL, Redis and MQTT in %s", decision.reason, data_dir)
                 embedded.start()
                 apply_env(embedded.env())
                 get_settings.cache_clear()
@@ -197,22 +245,45 @@ def _run_children(data_dir: Path, simulate: bool, flower_port: int, embedded: Em
     announce_secrets(ensure_secrets(Path(".env")))  # the file pydantic-settings reads (cwd)
     settings = get_settings()
     migrate()
+    source = outage_source(data_dir)
+    mark_stop(source, begin=False)
+    backfill = demo.backfill(settings, data_dir) if simulate else None
+    if backfill is not None and backfill.readings:
+        log.info(
+            "history written in %.0f s: %s readings of %d devices, %d faults (ground truth in %s)",
+            backfill.seconds,
+            f"{backfill.readings:,}",
+            backfill.devices,
+            backfill.faults,
+            _shown(data_dir / "simulator" / "truth.jsonl"),
+        )
     # Children run where `up` was started, so they read the same `.env` (with the secrets just
     # generated) and resolve the same data directory.
     env = {**os.environ, "GRIDMON_DATA_DIR": str(data_dir)}
-    supervisor = Supervisor(env, Path.cwd(), data_dir / "logs")
+    drain = IngestDrain(IngestQueue(), settings.stop_drain_timeout_s)
+    supervisor = Supervisor(env, Path.cwd(), data_dir / "logs", stop_plan=stop_plan(drain))
     try:
         for name, args, child_env in _children(settings, data_dir, simulate, flower_port):
             supervisor.start(name, args, child_env)
     except BaseException:
+        mark_stop(source, begin=True)
         supervisor.stop_all()
         raise
+    if backfill is not None and backfill.readings:
+        demo.queue_first_analyses()
+        log.info("a retrain and a maintenance prediction are queued: model and outlook follow in a minute or two")
     log.info(
-        "gridmon running: api http://%s:%d  flower http://127.0.0.1:%d  logs %s  (Ctrl-C stops everything)",
+        "gridmon is running · dashboard http://%s:%d · Flower http://127.0.0.1:%d",
         settings.api_host,
         settings.api_port,
         flower_port,
-        data_dir / "logs",
     )
+    log.info("detailed logs in %s · Ctrl-C stops everything", _shown(data_dir / "logs"))
+
     with StatusReporter(StatusProbe(settings.database_url)) as reporter:
-        return supervisor.run(watch=embedded.dead if embedded is not None else None, on_stop=reporter.stop)
+
+        def stopping() -> None:
+            reporter.stop()
+            mark_stop(source, begin=True)
+
+        return supervisor.run(watch=embedded.dead if embedded is not None else None, on_stop=stopping)

@@ -1,7 +1,7 @@
 """What `gridmon up` shows while it runs: readings/s, rows stored, open alerts, workers answering.
 
 On a terminal it is one live line at the bottom (rich), with the log lines scrolling above it;
-otherwise (a pipe, a log file, CI) the same figures are a `status …` log line every few seconds.
+otherwise (a pipe, a log file, CI) the same line is logged every `log_every_s` seconds.
 Sampling runs in its own thread, so a slow database or a worker ping never delays the
 supervisor's reaction to Ctrl-C or to a child that died.
 """
@@ -21,6 +21,7 @@ import psycopg
 from gridmon.storage.alerts import count_unresolved_total
 from gridmon.storage.db import table_exists
 from gridmon.storage.readings import count_readings
+from gridmon.up.drain import plural
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,10 @@ class Snapshot:
     workers: int | None  # None: the ping itself failed
 
     def line(self) -> str:
-        workers = "?" if self.workers is None else str(self.workers)
+        workers = "? workers" if self.workers is None else plural(self.workers, "worker")
         return (
-            f"{self.readings_per_s:,.0f} readings/s · {self.rows:,} rows stored · "
-            f"{self.open_alerts:,} open alerts · {workers} workers"
+            f"{self.readings_per_s:,.0f} readings/s · {plural(self.rows, 'row')} stored · "
+            f"{plural(self.open_alerts, 'open alert')} · {workers}"
         )
 
 
@@ -86,10 +87,19 @@ class StatusProbe:
 class StatusReporter:
     """Samples every `every_s` in a thread; shows a live line on a TTY, logs a line otherwise."""
 
-    def __init__(self, probe: StatusProbe, *, every_s: float = 5.0, live: bool | None = None, title: str = "gridmon"):
+    def __init__(
+        self,
+        probe: StatusProbe,
+        *,
+        every_s: float = 5.0,
+        log_every_s: float = 30.0,
+        live: bool | None = None,
+        title: str = "gridmon",
+    ):
         self.probe = probe
-        self.every_s = every_s
         self.live_mode = sys.stdout.isatty() if live is None else live
+        # A live line is cheap to refresh; a logged one scrolls the terminal, so it comes less often.
+        self.every_s = every_s if self.live_mode else max(every_s, log_every_s)
         self.title = title
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,10 +159,4 @@ class StatusReporter:
 
             self._live.update(Text(f"{self.title} ▸ {snapshot.line()}  (Ctrl-C stops)", style="bold"))
         else:
-            log.info(
-                "status readings_per_s=%.0f rows=%d open_alerts=%d workers=%s",
-                snapshot.readings_per_s,
-                snapshot.rows,
-                snapshot.open_alerts,
-                "?" if snapshot.workers is None else snapshot.workers,
-            )
+            log.info("status: %s", snapshot.line())

@@ -1,9 +1,10 @@
 // Alerts: newest first, with severity colours, acknowledge and resolve. The list is read from
 // GET /alerts and kept current by `alert` events from the live stream; an acknowledge or resolve
-// updates the row from the API's answer.
+// updates the row from the API's answer. An alert that no longer matches the filters (resolved,
+// while the list shows open and acknowledged ones) leaves the list at once.
 
 import { api, ApiError, getRole, query } from "./api.js";
-import { $, clear, el, fmtAgo, fmtNumber, fmtTime, pill, toast } from "./dom.js";
+import { $, clear, el, fmtAgo, fmtNumber, fmtTime, pill, plural, toast } from "./dom.js";
 
 const PAGE = 100;
 
@@ -33,6 +34,7 @@ export class AlertsView {
     this.onAdminNeeded = onAdminNeeded;
     this.onChanged = onChanged;
     this.alerts = new Map();
+    this.left = new Map(); // alert id -> when it stopped matching the filters (a slower list read must not bring it back)
     this.lastEvent = new Map(); // alert id -> newest event_id applied (publishing is at-least-once)
     this.cursor = null;
     this.generation = 0;
@@ -76,12 +78,15 @@ export class AlertsView {
 
   async load({ more = false } = {}) {
     const generation = more ? this.generation : ++this.generation;
+    if (!more) this.left.clear(); // other filters: what left the old list may belong in the new one
     try {
       const page = await api("/alerts" + query({ ...this.filters(), limit: PAGE, cursor: more ? this.cursor : null }));
       if (generation !== this.generation) return; // a newer load (other filters) is under way
       const previous = this.alerts;
       if (!more) this.alerts = new Map();
       for (const alert of page.items) {
+        const left = this.left.get(alert.id);
+        if (left !== undefined && left >= Date.parse(alert.updated_at)) continue;
         // A list read that started before an acknowledge must not undo it: keep the newer row.
         const known = previous.get(alert.id);
         const newer = known && Date.parse(known.updated_at) > Date.parse(alert.updated_at);
@@ -103,12 +108,22 @@ export class AlertsView {
     const incoming = alertFromEvent(msg);
     const existing = this.alerts.get(incoming.id);
     const merged = { ...(existing || {}), ...incoming };
-    if (existing || this.matches(merged)) {
-      this.alerts.set(merged.id, merged);
-      if (!existing) this.flash(merged.id);
-      if (this.visible) this.render();
-    }
+    const kept = this.keep(merged);
+    if (kept && !existing) this.flash(merged.id);
+    if ((kept || existing) && this.visible) this.render();
     return merged;
+  }
+
+  // Put `alert` in the list if it matches the filters, take it out if it no longer does.
+  keep(alert) {
+    if (this.matches(alert)) {
+      this.alerts.set(alert.id, alert);
+      return true;
+    }
+    if (this.alerts.delete(alert.id)) {
+      this.left.set(alert.id, Date.parse(alert.updated_at || alert.resolved_at || alert.last_seen_at) || Date.now());
+    }
+    return false;
   }
 
   flash(id) {
@@ -165,7 +180,7 @@ export class AlertsView {
         { class: "alert-meta muted small" },
         el("span", { title: fmtTime(a.opened_at) }, `opened ${fmtAgo(a.opened_at, now)}`),
         el("span", { title: fmtTime(a.last_seen_at) }, ` · last seen ${fmtAgo(a.last_seen_at, now)}`),
-        ` · ${a.readings_count ?? "?"} readings`,
+        ` · ${a.readings_count === null || a.readings_count === undefined ? "? readings" : plural(a.readings_count, "reading")}`,
         a.acked_at ? ` · acknowledged ${fmtAgo(a.acked_at, now)}` : "",
         a.ack_note ? el("span", { class: "ack-note" }, ` · “${a.ack_note}”`) : "",
         a.resolved_at ? ` · resolved ${fmtAgo(a.resolved_at, now)}${a.resolved_reason ? ` (${a.resolved_reason})` : ""}` : "",
@@ -175,22 +190,23 @@ export class AlertsView {
   }
 
   async act(id, action, note = "") {
+    const retry = () => this.act(id, action, note);
     if (!getRole()) {
       toast("Acknowledge and resolve need the admin token.", "warn");
-      this.onAdminNeeded();
+      this.onAdminNeeded(retry);
       return;
     }
     try {
       const body = action === "ack" && note.trim() ? { note: note.trim() } : undefined;
       const alert = await api(`/alerts/${id}/${action}`, { method: "POST", body });
-      this.alerts.set(alert.id, alert);
+      this.keep(alert);
       this.render();
       this.onChanged(alert);
       toast(`Alert #${id} ${action === "ack" ? "acknowledged" : "resolved"}.`);
     } catch (error) {
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
         toast("That needs the admin token.", "warn");
-        this.onAdminNeeded();
+        this.onAdminNeeded(retry);
       } else {
         toast(`Could not ${action} alert #${id}: ${error.detail || error.message}`, "error");
       }

@@ -4,12 +4,16 @@
 import { getRole, loadSession, setToken } from "./api.js";
 import { AlertsView } from "./alerts.js";
 import { DeviceView } from "./device.js";
-import { $, fmtNumber, toast } from "./dom.js";
+import { $, fmtNumber, plural, toast } from "./dom.js";
 import { FleetView } from "./fleet.js";
 import { LiveConnection } from "./live.js";
 import { ModelsView } from "./models.js";
 
-const openTokenDialog = () => {
+// What the user was doing when the token was asked for: done once it is accepted (not on cancel).
+let afterToken = null;
+
+const openTokenDialog = (then = null) => {
+  afterToken = then;
   $("token-input").value = ""; // the token is never kept: enter it to start a new session
   $("token-dialog").showModal();
   $("token-input").focus();
@@ -57,7 +61,7 @@ function renderSummary(s) {
   $("sum-devices").textContent = fmtNumber(s.devices.total, 0);
   $("sum-devices-sub").textContent = `${s.devices.online} online · ${s.devices.stale} stale`;
   $("sum-rate").textContent = fmtNumber(s.readings_per_s, 1);
-  $("sum-rate-sub").textContent = `${s.devices_reporting} devices reporting (last ${s.window_s} s)`;
+  $("sum-rate-sub").textContent = `${plural(s.devices_reporting, "device")} reporting (last ${s.window_s} s)`;
   let open = 0;
   for (const level of ["critical", "high", "medium", "low"]) {
     const n = s.open_alerts[level] || 0;
@@ -116,18 +120,25 @@ const live = new LiveConnection({
 
 function bindTokenDialog() {
   const dialog = $("token-dialog");
-  $("token-button").addEventListener("click", openTokenDialog);
+  $("token-button").addEventListener("click", () => openTokenDialog());
   $("token-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const token = $("token-input").value.trim();
     $("token-input").value = "";
+    const then = afterToken;
     try {
       await setToken(token);
+      afterToken = null;
       dialog.close();
       toast(`Signed in (${getRole()} access) for this browser session.`);
+      if (token && then) then();
     } catch (error) {
       toast(`Token refused: ${error.detail || error.message}`, "warn");
     }
+  });
+  // Cancelled or forgotten: nothing to do afterwards (unless the dialog was opened again meanwhile).
+  dialog.addEventListener("close", () => {
+    if (!dialog.open) afterToken = null;
   });
   $("token-forget").addEventListener("click", async () => {
     await setToken("");

@@ -1,9 +1,39 @@
 // Device view: voltage, current and temperature over a chosen range from the bucketed readings
 // endpoint (avg line, min–max band), the safe ranges as bands, alert episodes marked on the
 // chart, the latest maintenance prediction, the profile and the range statistics.
+//
+// The default range ("auto") is the device's data, up to the last 24 hours, with a bucket that
+// draws a readable line however little data there is: raw readings for up to half an hour
+// (one point each), 1-minute buckets up to 6 hours, 5-minute buckets beyond.
 
 import { api, query } from "./api.js";
-import { $, clear, el, facts, fmtAgo, fmtNumber, fmtTime, pill } from "./dom.js";
+import { $, clear, el, facts, fmtAgo, fmtNumber, fmtTime, pill, plural } from "./dom.js";
+
+const AUTO_MAX_MS = 86400e3;
+const RAW_UP_TO_MS = 30 * 60e3;
+const RAW_LIMIT = 5000;
+
+// The range "auto" resolves to for a device first seen at `firstSeen` (ms).
+function autoRange(firstSeen, now) {
+  const ms = Math.max(Math.min(now - firstSeen, AUTO_MAX_MS), 60e3);
+  if (ms <= RAW_UP_TO_MS) return { ms, bucket: "raw", bucketMs: null };
+  if (ms <= 6 * 3600e3) return { ms, bucket: "1m", bucketMs: 60e3 };
+  return { ms, bucket: "5m", bucketMs: 300e3 };
+}
+
+// Raw readings as one-reading buckets (the chart draws both alike).
+function rawAsBuckets(rows) {
+  const one = (v) => ({ avg: v, min: v, max: v });
+  return rows.map((r) => ({ start: r.ts, count: 1, voltage: one(r.voltage), current: one(r.current), temperature: one(r.temperature) }));
+}
+
+// Lines break across a pause longer than five usual intervals between raw readings.
+function rawGapMs(buckets) {
+  const gaps = [];
+  for (let k = 1; k < buckets.length; k++) gaps.push(Date.parse(buckets[k].start) - Date.parse(buckets[k - 1].start));
+  gaps.sort((a, b) => a - b);
+  return gaps.length ? Math.max(5 * gaps[Math.floor(gaps.length / 2)], 1000) : 60e3;
+}
 
 // Range -> bucket width: between 60 and 720 points per metric.
 const RANGES = {
@@ -96,20 +126,20 @@ export class DeviceView {
     const id = this.deviceId;
     const path = `/devices/${encodeURIComponent(id)}`;
     const rangeKey = $("device-range").value;
-    const range = RANGES[rangeKey];
     const end = new Date();
-    const start = new Date(end.getTime() - range.ms);
     let detail;
     try {
-      detail = await api(`${path}?window=${rangeKey}`);
+      detail = await api(`${path}?window=${rangeKey === "auto" ? "24h" : rangeKey}`);
     } catch (error) {
       if (generation === this.generation) {
         $("device-chart-note").textContent = `device unavailable: ${error.detail || error.message}`;
       }
       return;
     }
+    const range = rangeKey === "auto" ? autoRange(Date.parse(detail.first_seen), end.getTime()) : RANGES[rangeKey];
+    const start = new Date(end.getTime() - range.ms);
     const [readings, limits, recent, active, prediction, Plotly] = await Promise.all([
-      api(`${path}/readings` + query({ start: start.toISOString(), end: end.toISOString(), bucket: range.bucket })),
+      this.readings(path, start, end, range),
       api(`/ui/limits/${encodeURIComponent(id)}`),
       api("/alerts" + query({ device: id, since: start.toISOString(), limit: 500 })),
       api("/alerts" + query({ device: id, state: ["open", "acknowledged"], limit: 100 })),
@@ -130,6 +160,21 @@ export class DeviceView {
     this.renderProfile(detail, limits);
     this.renderStats(detail);
     this.renderAlerts(alerts);
+  }
+
+  // Buckets of the range (raw ranges: one bucket per reading; too many raw rows: 1-minute buckets).
+  async readings(path, start, end, range) {
+    const span = { start: start.toISOString(), end: end.toISOString() };
+    if (range.bucket === "raw") {
+      const raw = await api(`${path}/readings` + query({ ...span, bucket: "raw", limit: RAW_LIMIT }));
+      if (!raw.truncated) {
+        const buckets = rawAsBuckets(raw.readings || []);
+        range.bucketMs = rawGapMs(buckets);
+        return { ...raw, buckets };
+      }
+      Object.assign(range, { bucket: "1m", bucketMs: 60e3 });
+    }
+    return api(`${path}/readings` + query({ ...span, bucket: range.bucket }));
   }
 
   renderChart(Plotly, readings, limits, alerts, start, end, range) {
@@ -193,9 +238,12 @@ export class DeviceView {
     }
     Plotly.react($("device-chart"), traces, layout, { displaylogo: false, responsive: true });
     const count = (readings.buckets || []).reduce((n, b) => n + b.count, 0);
-    $("device-chart-note").textContent =
-      `${fmtNumber(count, 0)} readings in ${(readings.buckets || []).length} buckets of ${range.bucket}` +
-      " · line: average, shade: min–max · green band: safe range · coloured spans: alert episodes";
+    const shown =
+      range.bucket === "raw"
+        ? `${plural(count, "reading")}, each drawn · line: the readings`
+        : `${plural(count, "reading")} in ${plural((readings.buckets || []).length, "bucket")} of ${range.bucket}` +
+          " · line: average, shade: min–max";
+    $("device-chart-note").textContent = `${shown} · green band: safe range · coloured spans: alert episodes`;
   }
 
   renderPrediction(p) {

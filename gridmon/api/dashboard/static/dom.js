@@ -68,3 +68,8 @@ export function toast(text, kind = "info") {
 export function facts(pairs) {
   return el("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
+
+// "1 reading", "2 readings" (numbers formatted; `many` for irregular plurals).
+export function plural(n, one, many = `${one}s`) {
+  return `${fmtNumber(n, 0)} ${n === 1 ? one : many}`;
+}

@@ -146,7 +146,8 @@ export class FleetView {
     $("fleet-next").disabled = this.page >= pages - 1;
     const total = this.devices.size;
     $("fleet-count").textContent =
-      `${rows.length} of ${total} devices` + (this.complete ? "" : " (list capped; filter to narrow)");
+      `${rows.length} of ${total} ${total === 1 ? "device" : "devices"}` +
+      (this.complete ? "" : " (list capped; filter to narrow)");
   }
 
   row(d, now) {

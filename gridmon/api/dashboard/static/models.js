@@ -1,8 +1,9 @@
 // Models: the anomaly model versions with their training figures, and a retrain button that
-// follows the Celery task through GET /admin/tasks/{id} until it is done.
+// follows the Celery task through GET /admin/tasks/{id} until it is done. Without the admin
+// token the button asks for it, and the retrain starts once it is saved.
 
 import { api, ApiError, getRole } from "./api.js";
-import { $, clear, el, fmtNumber, fmtTime, pill, toast } from "./dom.js";
+import { $, clear, el, fmtNumber, fmtTime, pill, plural, toast } from "./dom.js";
 
 const POLL_MS = 1000;
 
@@ -69,14 +70,15 @@ export class ModelsView {
       toast(`Model v${id} is now active.`);
       await this.load();
     } catch (error) {
-      this.failed(error, "activate");
+      this.failed(error, "activate", () => this.activate(id));
     }
   }
 
   async retrain() {
+    const retry = () => this.retrain();
     if (!getRole()) {
       toast("Retraining needs the admin token.", "warn");
-      this.onAdminNeeded();
+      this.onAdminNeeded(retry);
       return;
     }
     $("retrain-button").disabled = true;
@@ -85,7 +87,7 @@ export class ModelsView {
       this.follow(task.task_id);
     } catch (error) {
       $("retrain-button").disabled = false;
-      this.failed(error, "retrain");
+      this.failed(error, "retrain", retry);
     }
   }
 
@@ -103,7 +105,7 @@ export class ModelsView {
         $("retrain-button").disabled = false;
         if (state.state === "SUCCESS") {
           const r = state.result || {};
-          if (r.status === "trained") status.textContent += ` — model v${r.model_id} on ${fmtNumber(r.n_samples, 0)} readings`;
+          if (r.status === "trained") status.textContent += ` — model v${r.model_id} on ${plural(r.n_samples, "reading")}`;
           else if (r.reason) status.textContent += ` — skipped: ${r.reason}`;
           await this.load();
         } else {
@@ -118,10 +120,10 @@ export class ModelsView {
     this.polling = setTimeout(poll, POLL_MS);
   }
 
-  failed(error, what) {
+  failed(error, what, retry = undefined) {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       toast(`To ${what}, enter the admin token.`, "warn");
-      this.onAdminNeeded();
+      this.onAdminNeeded(retry);
     } else {
       toast(`Could not ${what}: ${error.detail || error.message}`, "error");
     }
