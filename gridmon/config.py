@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     asked for; then it is dead-lettered (`sparkplug_no_birth`), never dropped."""
 
     # --- storage ---------------------------------------------------------------------------
+    timescaledb: str = Field("auto", pattern="^(auto|on|off)$", validation_alias=_env("TIMESCALEDB"))
+    """Use TimescaleDB at migration: `auto` when the server can create the extension (installed
+    *and* preloaded), otherwise plain PostgreSQL with one log line saying why; `on` fails with the
+    fix when it cannot; `off` never touches it."""
+
     timescale_chunk_interval: str = Field("1 day", validation_alias=_env("TIMESCALE_CHUNK_INTERVAL"))
     """Hypertable chunk interval (TimescaleDB only)."""
 

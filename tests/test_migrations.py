@@ -160,3 +160,51 @@ def test_hardening_migration_moves_out_of_range_rows_then_checks_ts(migrated_dat
                 raise AssertionError(f"{stamp} was stored")
     _alembic(url, "downgrade", "0006_stream_detector")
     _alembic(url, "upgrade", "head")
+
+
+def _scalar_on(conn: psycopg.Connection) -> Any:
+    def scalar(query: str) -> object:
+        row = conn.execute(query).fetchone()
+        return None if row is None else row[0]
+
+    return scalar
+
+
+def test_timescaledb_setting_decides_from_what_the_server_can_do(db: psycopg.Connection) -> None:
+    """The choice is explicit: `off` never asks; `auto` and `on` agree with the server's own answer."""
+    from gridmon.storage.timescale import TimescaleUnavailable, decide
+
+    scalar = _scalar_on(db)
+    assert decide("off", scalar).use is False
+    installed = scalar("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'") is not None
+    preload = str(scalar("SELECT current_setting('shared_preload_libraries')"))
+    created = scalar("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'") is not None
+    can = created or (installed and "timescaledb" in preload)
+    auto = decide("auto", scalar)
+    assert auto.use is can
+    if can:
+        assert decide("on", scalar).use
+    else:
+        assert "preload" in auto.reason or "not installed" in auto.reason
+        try:
+            decide("on", scalar)
+        except TimescaleUnavailable as exc:
+            assert "GRIDMON_TIMESCALEDB" in str(exc)
+        else:
+            raise AssertionError("on must fail when the server cannot create the extension")
+
+
+def test_installed_but_not_preloaded_migrates_plain(tmp_path: Any) -> None:
+    """A server with the extension's files but without the preload is what a stock package install
+    gives: `auto` must migrate it plain (the hypertable path would fail on CREATE EXTENSION)."""
+    url = os.environ.get("GRIDMON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gridmon_test")
+    url = url.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1] + "_tsauto"
+    _fresh(url)
+    with psycopg.connect(url) as conn:
+        preload = str(conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0])  # type: ignore[index]
+    if "timescaledb" in preload:
+        return  # this server preloads it: the plain path is covered by the other database
+    _alembic(url, "upgrade", "head")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None
+        assert conn.execute("SELECT count(*) FROM sensor_readings").fetchone() == (0,)

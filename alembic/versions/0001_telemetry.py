@@ -4,7 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-27
 
-One migration serves both databases. With the `timescaledb` extension available it is created
+One migration serves both databases. When TimescaleDB can be used (`GRIDMON_TIMESCALEDB`, default
+`auto`: installed and preloaded, see `gridmon.storage.timescale`) the extension is created
 and `sensor_readings` becomes a hypertable on `ts` with compression and retention policies from
 settings (GRIDMON_TIMESCALE_*). Without it the same table stays a plain PostgreSQL table with a
 BRIN index on `ts` (cheap for append-mostly time data). The TimescaleDB statements are the five
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from gridmon.config import get_settings
+from gridmon.storage.timescale import Decision, decide
 
 revision = "0001"
 down_revision = None
@@ -28,10 +30,14 @@ depends_on = None
 log = logging.getLogger("alembic.gridmon")
 
 
-def _timescale_available() -> bool:
+def _timescale_decision() -> Decision:
     bind = op.get_bind()
-    found = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first()
-    return found is not None
+
+    def scalar(sql: str) -> object:
+        row = bind.execute(sa.text(sql)).first()
+        return None if row is None else row[0]
+
+    return decide(get_settings().timescaledb, scalar)
 
 
 def _timescale() -> None:
@@ -71,11 +77,12 @@ def upgrade() -> None:
         )
         """
     )
-    if _timescale_available():
-        log.info("timescaledb available: sensor_readings becomes a hypertable")
+    decision = _timescale_decision()
+    if decision.use:
+        log.info("TimescaleDB (%s): sensor_readings becomes a hypertable", decision.reason)
         _timescale()
     else:
-        log.info("timescaledb not available: plain PostgreSQL table with a BRIN index on ts")
+        log.info("plain PostgreSQL (%s): sensor_readings gets a BRIN index on ts", decision.reason)
         op.execute("CREATE INDEX sensor_readings_ts_brin ON sensor_readings USING brin (ts)")
     # Scans read "what was ingested since the watermark": a BRIN on ingested_at serves them.
     op.execute("CREATE INDEX sensor_readings_ingested_brin ON sensor_readings USING brin (ingested_at)")
