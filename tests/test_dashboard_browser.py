@@ -368,3 +368,39 @@ def test_fleet_of_a_thousand_devices_pages_filters_and_sorts(browser: Any, db: p
         assert page.text_content("#fleet-page") == "page 2 of 20"
         assert page.locator("#fleet-table tbody tr").first.get_attribute("data-device") == "fleet-0949"
         assert console.errors == []
+
+
+def test_device_chart_draws_the_detectors_expected_band(browser: Any, db: psycopg.Connection) -> None:
+    """After a scan has scored a device, its chart draws what the detector expects (a dashed band
+    per metric from `/devices/{id}/band`) around the readings, and the note says so."""
+    from gridmon.jobs.scan import run_scan
+
+    device = "band-device"
+    end = time.time() - 30.0
+    frame = healthy_scenario(device_id=device, start=end - 2 * 86400, interval_s=120.0, history_s=2 * 86400, seed=5)
+    columns = frame[["ts", "voltage", "current", "temperature"]].itertuples(index=False)
+    rows = [(device, float(ts), float(v), float(i), float(t), None) for ts, v, i, t in columns]
+    with db.transaction():
+        write_readings(db, rows, [])
+    assert procs.wait_until(lambda: run_scan(drain=False).readings > 0, timeout=30, interval=0.5)
+    temperatures = [r[4] for r in rows[-720:]]
+    settings = Settings.model_validate({"admin_token": ADMIN, "read_token": None, "redis_url": TEST_REDIS_URL})
+    from gridmon.api import create_app
+
+    with ServerThread(create_app(settings)) as server, open_page(browser, server.url + f"/#/device/{device}") as (
+        page,
+        console,
+    ):
+        page.wait_for_selector("#device-chart .main-svg")
+        expect(page.locator("#device-chart-note")).to_contain_text("what the detector expects")
+        chart = page.evaluate(
+            "(() => { const c = document.getElementById('device-chart');"
+            " return c.data.filter(t => t.legendgroup === 'expected' && t.yaxis === 'y3')"
+            ".map(t => t.y.filter(v => v !== null)); })()"
+        )
+        low, high, expected = chart
+        assert len(expected) > 100
+        # The expectation sits among the day's temperatures and the band is around it.
+        assert min(temperatures) - 5 < sum(expected) / len(expected) < max(temperatures) + 5
+        assert all(lo <= hi for lo, hi in zip(low, high, strict=True))
+        assert console.errors == []

@@ -1,6 +1,6 @@
 // Device view: voltage, current and temperature over a chosen range from the bucketed readings
-// endpoint (avg line, min–max band), the safe ranges as bands, alert episodes marked on the
-// chart, the latest maintenance prediction, the profile and the range statistics.
+// endpoint (avg line, min–max band), the safe ranges as bands, the anomaly detector's expected
+// value and band (`/devices/{id}/band`), alert episodes marked on the chart, the latest maintenance prediction, the profile and the range statistics.
 //
 // The default range ("auto") is the device's data, up to the last 24 hours, with a bucket that
 // draws a readable line however little data there is: raw readings for up to half an hour
@@ -138,13 +138,15 @@ export class DeviceView {
     }
     const range = rangeKey === "auto" ? autoRange(Date.parse(detail.first_seen), end.getTime()) : RANGES[rangeKey];
     const start = new Date(end.getTime() - range.ms);
-    const [readings, limits, recent, active, prediction, Plotly] = await Promise.all([
+    const [readings, limits, recent, active, prediction, band, Plotly] = await Promise.all([
       this.readings(path, start, end, range),
       api(`/ui/limits/${encodeURIComponent(id)}`),
       api("/alerts" + query({ device: id, since: start.toISOString(), limit: 500 })),
       api("/alerts" + query({ device: id, state: ["open", "acknowledged"], limit: 100 })),
       // Only ask when one exists: the summary says so, and a 404 would only add noise.
       detail.risk_computed_at ? api(`${path}/prediction`) : Promise.resolve(null),
+      // The detector's expectation: none until the first scan has scored this device (404).
+      api(`${path}/band` + query({ start: start.toISOString(), end: end.toISOString(), points: 288 })).catch(() => null),
       loadPlotly(),
     ]).catch((error) => {
       if (generation === this.generation) $("device-chart-note").textContent = `could not load: ${error.detail || error.message}`;
@@ -155,7 +157,7 @@ export class DeviceView {
     for (const a of [...recent.items, ...active.items]) episodes.set(a.id, a);
     const alerts = [...episodes.values()].sort((a, b) => b.id - a.id);
     $("device-status").replaceWith(Object.assign(pill(detail.status, detail.status), { id: "device-status" }));
-    this.renderChart(Plotly, readings, limits, alerts, start, end, range);
+    this.renderChart(Plotly, readings, limits, alerts, band, start, end, range);
     this.renderPrediction(prediction);
     this.renderProfile(detail, limits);
     this.renderStats(detail);
@@ -177,7 +179,7 @@ export class DeviceView {
     return api(`${path}/readings` + query({ ...span, bucket: range.bucket }));
   }
 
-  renderChart(Plotly, readings, limits, alerts, start, end, range) {
+  renderChart(Plotly, readings, limits, alerts, band, start, end, range) {
     const rows = withGaps(readings.buckets || [], range.bucketMs);
     const x = rows.map((b) => b.start);
     const traces = [];
@@ -193,6 +195,19 @@ export class DeviceView {
         },
         { x, y: pick("avg"), yaxis: xaxisY, type: "scatter", mode: "lines", line: { color: m.color, width: 1.6 }, name: m.key, connectgaps: false },
       );
+      const expected = band && band.metrics.find((b) => b.metric === m.key);
+      if (expected) {
+        // What the anomaly detector expects now at each time of day, and the band it tolerates.
+        const common = { x: band.ts, yaxis: xaxisY, type: "scatter", mode: "lines", legendgroup: "expected", connectgaps: false };
+        traces.push(
+          { ...common, y: expected.low, line: { color: "rgba(116, 192, 252, 0.8)", width: 1, dash: "dash" }, hoverinfo: "skip", showlegend: false },
+          {
+            ...common, y: expected.high, line: { color: "rgba(116, 192, 252, 0.8)", width: 1, dash: "dash" }, fill: "tonexty",
+            fillcolor: "rgba(116, 192, 252, 0.08)", name: "expected band", showlegend: !traces.some((t) => t.name === "expected band"), hoverinfo: "skip",
+          },
+          { ...common, y: expected.expected, line: { color: "rgba(116, 192, 252, 0.9)", width: 1, dash: "dot" }, name: "expected", showlegend: false },
+        );
+      }
       const [low, high] = limits[m.key];
       const ref = m.axis;
       shapes.push(
@@ -243,7 +258,8 @@ export class DeviceView {
         ? `${plural(count, "reading")}, each drawn · line: the readings`
         : `${plural(count, "reading")} in ${plural((readings.buckets || []).length, "bucket")} of ${range.bucket}` +
           " · line: average, shade: min–max";
-    $("device-chart-note").textContent = `${shown} · green band: safe range · coloured spans: alert episodes`;
+    const expectation = band ? " · dashed blue band: what the detector expects" : " · no expected band yet (the detector has not scored this device)";
+    $("device-chart-note").textContent = `${shown} · green band: safe range${expectation} · coloured spans: alert episodes`;
   }
 
   renderPrediction(p) {
