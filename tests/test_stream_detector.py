@@ -201,3 +201,49 @@ def test_a_fault_seen_once_does_not_hide_the_next() -> None:
     x[8000:8100, 0] = x[7999, 0]
     out = run_device(DeviceState.new(["voltage"]), ts, x)
     assert out.flag[6020:6100].all() and out.flag[8020:8100].all()
+
+
+def _sparse_spikes(n: int, seed: int) -> np.ndarray:
+    """Mostly exact zeros with a two-reading burst in about one reading in eighteen (a load
+    balancer's error count, a feeder that is usually off): robust scales shrink towards zero
+    between the bursts."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    for s in np.flatnonzero(rng.random(n) < 0.055):
+        x[s : s + 2] = rng.uniform(0.1, 3.0)
+    return x[:, None]
+
+
+def test_sparse_spikes_are_normal_once_seen() -> None:
+    """Spikes no larger than ones seen in normal operation do not alarm, however small the
+    residual scale has become between them; a spike far beyond them still does."""
+    n = 14 * 288  # 14 days of 5-minute readings
+    ts = T0 + np.arange(n) * 300.0
+    x = _sparse_spikes(n, 4)
+    x[3500, 0] = 40.0
+    out = run_device(DeviceState.new(["errors"]), ts, x, start=600)
+    # (before the record guard in the metric's units: 39 onsets and three quarters of the time in alarm)
+    assert _onsets(out.flag[600:3500]) <= 8
+    assert out.flag[600:3500].mean() < 0.03
+    assert out.flag[3500]
+
+
+def test_a_single_metric_has_no_device_level_alarm() -> None:
+    """The device shift energy is a relation across metrics: one metric never opens it."""
+    n = 14 * 288
+    ts = T0 + np.arange(n) * 300.0
+    out = run_device(DeviceState.new(["errors"]), ts, _sparse_spikes(n, 6), start=600)
+    assert not np.any(out.trigger == 1000)
+
+
+def test_equal_values_are_learnt_when_the_run_ends() -> None:
+    """Quantised readings repeat: runs as long as the normal ones do not alarm, and a stuck
+    stretch far longer than any of them does (the run is judged on its completed length)."""
+    n = 8000
+    ts = T0 + np.arange(n) * 60.0
+    rng = np.random.default_rng(8)
+    x = np.round(20.0 + rng.normal(0.0, 0.4, n))[:, None]  # integer readings: runs of 2-6 are common
+    x[7000:7200, 0] = x[6999, 0]
+    out = run_device(DeviceState.new(["temperature"]), ts, x, start=2000)
+    assert _onsets(out.flag[2000:7000]) <= 1
+    assert out.flag[7150:7200].all()

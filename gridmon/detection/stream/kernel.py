@@ -40,6 +40,7 @@ P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 1
 DAY = 86400.0
 SLOT_S = DAY / S.SEASON_SLOTS
 RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 normal readings
+FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest completed normal run
 
 # Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
 TRIGGER_DEVICE = 1000
@@ -97,8 +98,9 @@ def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-u
 
 
 @nb.njit(cache=True)
-def _learn_score(h, c, x2, w, count_min, q, p_on, band_p, gmax, max_decay):  # type: ignore[no-untyped-def]
+def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay):  # type: ignore[no-untyped-def]
     h[hbin(x2)] += np.float32(w)
+    c[S.C_RAW] = max(c[S.C_RAW] * max_decay, raw2)  # the same, in the metric's own units
     c[S.C_TOTAL] += w
     c[S.C_COUNT] += 1.0
     c[S.C_MAX] = max(c[S.C_MAX] * max_decay, x2)  # the largest normal value, forgotten like the histogram
@@ -157,7 +159,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
     band_p = P[P_BAND_P]
     accept = P[P_ACCEPT]
     has_forest = f_norm > 0.0
-    ntests = k * S.N_SCORES + 1 + (1 if has_forest else 0)
+    ntests = k * S.N_SCORES + (1 if k >= 2 else 0) + (1 if has_forest else 0)
     R = ring.shape[1]
     nfeat = 3 * k
     sc = np.zeros((k, 2, S.N_SCORES))
@@ -165,6 +167,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
     seas = np.zeros(k)
     has_s = np.zeros(k, np.bool_)
     valid = np.zeros(k, np.bool_)
+    ended = np.zeros(k)  # length of a run of equal values that ended at this reading (0: none)
     sel = np.zeros(k, np.int64)
     feats = np.zeros(max(nfeat, 1))
     buf = np.zeros(max(season_days, 1))
@@ -239,9 +242,11 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     nb_ += 1
             has_s[j] = nb_ >= 2
             seas[j] = _median_small(buf, nb_) if has_s[j] else 0.0
+            ended[j] = 0.0
             if x == met[j, S.M_PREV]:
                 met[j, S.M_RUN] += 1.0
             else:
+                ended[j] = met[j, S.M_RUN]
                 met[j, S.M_RUN] = 1.0
             met[j, S.M_PREV] = x
             for f in range(2):
@@ -260,7 +265,10 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 sc[j, f, S.S_FLAT] = met[j, S.M_RUN]
                 sc[j, f, S.S_LONG] = abs(fam[j, f, S.F_EWL]) * sq_l
             seasonal_better = met[j, S.M_AAB1] < P[P_SEASON_GAIN] * met[j, S.M_AAB0]
-            s = 1 if (has_s[j] and met[j, S.M_NAB] > 50.0 and seasonal_better) else 0
+            # the seasonal model takes over only once its scores are calibrated (until then its
+            # alarms could not open, and the device would be unwatched)
+            calibrated = cal[j, 1, S.S_POINT, S.C_COUNT] >= min_cal
+            s = 1 if (has_s[j] and met[j, S.M_NAB] > 50.0 and seasonal_better and calibrated) else 0
             sel[j] = s
             met[j, S.M_SEL] = s
             dsum += fam[j, s, S.F_EWZ] ** 2
@@ -269,14 +277,19 @@ def run_kernel(  # type: ignore[no-untyped-def]
             feats[3 * j + 1] = fam[j, s, S.F_EWZ] * sq_s
             feats[3 * j + 2] = fam[j, s, S.F_EA]
             hit = False
+            scl = max(fam[j, s, S.F_SCALE], floor)
             for i in range(S.N_SCORES):
                 c = cal[j, s, i]
                 if c[S.C_COUNT] >= min_cal and c[S.C_THR] > 0.0:
                     x2 = sc[j, s, i] ** 2
                     ratio = max(ratio, math.sqrt(x2 / c[S.C_THR]))
+                    # Record guard in the metric's own units: a deviation no larger than one seen
+                    # in normal operation does not alarm, however much the scale has shrunk since
+                    # (sparse, spiky series); a flat run must outlast every normal one FLAT_FACTOR times.
+                    beyond = x2 > FLAT_FACTOR2 * c[S.C_RAW] if i == S.S_FLAT else x2 * scl * scl > c[S.C_RAW]
                     # The recent-peak guard keeps the tail of one event from re-opening an alarm;
                     # a flat run starts from 1 with every new stuck stretch, so it needs none.
-                    if t >= start and x2 > c[S.C_THR] and (i == S.S_FLAT or x2 > c[S.C_REC]):
+                    if t >= start and x2 > c[S.C_THR] and beyond and (i == S.S_FLAT or x2 > c[S.C_REC]):
                         hit = True
                         if trigger < 0:
                             trigger = j * 8 + i
@@ -301,9 +314,10 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 for i in range(S.N_SCORES):
                     if cal[j, f, i, S.C_COUNT] >= min_cal:
                         cal[j, f, i, S.C_REC] = max(cal[j, f, i, S.C_REC] * rec_dec2, sc[j, f, i] ** 2)
-        # ---- device shift energy
+        # ---- device shift energy (a relation across metrics: with one metric it would only
+        # repeat that metric's shift score, without its record guard)
         dscore = dsum * span / dcount if dcount > 0 else 0.0
-        if dcount > 0 and dcal[S.C_COUNT] >= min_cal and dcal[S.C_THR] > 0.0:
+        if dcount > 0 and dcal[S.C_COUNT] >= min_cal and dcal[S.C_THR] > 0.0 and (dcount >= 2 or dev[S.D_ALARM] > 0.0):
             ratio = max(ratio, math.sqrt(dscore / dcal[S.C_THR]))
             if dev[S.D_ALARM] > 0.0:
                 dev[S.D_BELOW] = dev[S.D_BELOW] + 1.0 if dscore <= dcal[S.C_BAND] else 0.0
@@ -406,8 +420,11 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     fam[j, f, S.F_EWC] = 0.0
                 elif cnt > wc:
                     for i in range(S.N_SCORES):
+                        x2 = sc[j, f, i] ** 2
+                        # a run of equal values is a record once it has ended (not while it grows)
+                        raw2 = ended[j] ** 2 if i == S.S_FLAT else x2 * sd * sd
                         _learn_score(
-                            hist[j, f, i], cal[j, f, i], sc[j, f, i] ** 2, w, min_cal, q, p_on, band_p, gmax, max_decay
+                            hist[j, f, i], cal[j, f, i], x2, raw2, w, min_cal, q, p_on, band_p, gmax, max_decay
                         )
             if has_s[j]:
                 met[j, S.M_NAB] += 1.0
@@ -426,7 +443,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     met[j, S.M_L0] += af * rc
                 else:
                     met[j, S.M_L1] += af * rc
-        if dcount > 0 and (not d_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
-            _learn_score(dhist, dcal, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay)
+        if dcount >= 2 and (not d_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
+            _learn_score(dhist, dcal, dscore, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay)
         if has_forest and dcount > 0 and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
-            _learn_score(fhist, fcal, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay)
+            _learn_score(fhist, fcal, fscore2, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay)

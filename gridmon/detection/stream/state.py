@@ -23,7 +23,7 @@ import numpy as np
 
 from gridmon.detection.stream.calib import NB
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
@@ -48,8 +48,8 @@ N_SCORES = 5
 SCORE_NAMES = ("point", "shift", "spread", "flat", "long_shift")
 
 # cal[..., c]
-C_TOTAL, C_COUNT, C_THR, C_BAND, C_SINCE, C_REC, C_MAX = 0, 1, 2, 3, 4, 5, 6
-N_CAL = 7
+C_TOTAL, C_COUNT, C_THR, C_BAND, C_SINCE, C_REC, C_MAX, C_RAW = 0, 1, 2, 3, 4, 5, 6, 7
+N_CAL = 8
 
 FAMILIES = 2
 SEASON_SLOTS = 96  # 15-minute time-of-day slots
