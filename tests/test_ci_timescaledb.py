@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 
+import yaml
+
 from gridmon.config import REPO_ROOT
 
 
@@ -33,3 +35,17 @@ def test_make_says_why_the_timescaledb_half_is_skipped_when_no_server_answers() 
     assert done.stdout.strip().splitlines()[-1] == (
         "TimescaleDB half skipped: no PostgreSQL answers at 127.0.0.1:1: start it with .ci/timescaledb-cluster (as root)"
     )
+
+
+def test_compose_runs_timescaledb_with_the_settings_ci_tests() -> None:
+    script = (REPO_ROOT / ".ci/timescaledb-cluster").read_text()
+    ci_settings = dict(
+        re.findall(r"^(shared_preload_libraries|timescaledb\.telemetry_level) = '?(\w+)'?$", script, re.M)
+    )
+    assert ci_settings == {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
+    services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
+    command = services["timescaledb"]["command"]
+    flags = dict(arg.split("=", 1) for arg in command[1:] if arg != "-c")
+    assert flags == ci_settings
+    assert services["timescaledb"]["image"].endswith("-pg15")  # the PostgreSQL major CI runs
+    assert services["migrate"]["environment"]["GRIDMON_TIMESCALEDB"] == "on"
