@@ -15,6 +15,9 @@ import pytest
 
 TEST_DB_URL = os.environ.get("GRIDMON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gridmon_test")
 TEST_REDIS_URL = os.environ.get("GRIDMON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Set by `make test` for its TimescaleDB half: the session fails unless the migrated readings table
+# really is a hypertable, so that half cannot pass on a plain database.
+EXPECT_TIMESCALEDB = os.environ.get("GRIDMON_TEST_EXPECT_TIMESCALEDB", "") == "1"
 
 os.environ["GRIDMON_DATABASE_URL"] = TEST_DB_URL
 os.environ["GRIDMON_REDIS_URL"] = TEST_REDIS_URL
@@ -57,6 +60,29 @@ def migrated_database() -> str:
     dispose_engine()
     migrate(TEST_DB_URL)
     return TEST_DB_URL
+
+
+def readings_is_hypertable(conn: psycopg.Connection) -> bool:
+    """Whether the test database's sensor_readings is a TimescaleDB hypertable."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+        return False
+    found = conn.execute(
+        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'sensor_readings'"
+    ).fetchone()
+    return found is not None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def timescaledb_half(request: pytest.FixtureRequest) -> None:
+    """On the TimescaleDB half (GRIDMON_TEST_EXPECT_TIMESCALEDB=1) every test needs the hypertable."""
+    if not EXPECT_TIMESCALEDB:
+        return
+    url: str = request.getfixturevalue("migrated_database")
+    with psycopg.connect(url) as conn:
+        if not readings_is_hypertable(conn):
+            pytest.fail(
+                f"GRIDMON_TEST_EXPECT_TIMESCALEDB=1 but sensor_readings is not a hypertable in {url}", pytrace=False
+            )
 
 
 @pytest.fixture()

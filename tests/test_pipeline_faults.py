@@ -16,6 +16,7 @@ from gridmon.bench.stack import IngestStack
 from gridmon.services.postgres_server import PostgresProcess
 from gridmon.services.procs import wait_until
 from gridmon.storage.db import migrate
+from tests.conftest import EXPECT_TIMESCALEDB
 from tests.pipeline_helpers import publish, publish_in_background, reading_payloads, running_stack, stored_rows
 
 pytestmark = pytest.mark.slow
@@ -83,7 +84,8 @@ def test_worker_killed_mid_batch_loses_nothing(stack: IngestStack, migrated_data
 
 def test_database_unreachable_for_10s_then_ingest_resumes() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gridmon-test-pg-"))
-    pg = PostgresProcess(workdir / "pg").start()
+    # On the TimescaleDB half the private server preloads it too (the migration runs with it on).
+    pg = PostgresProcess(workdir / "pg", timescaledb=EXPECT_TIMESCALEDB).start()
     try:
         url = pg.url("gridmon_outage")
         migrate(url)

@@ -21,7 +21,9 @@ Create Date: 2026-12-01
 - The latest prediction per device is served from `(device_id, computed_at DESC, id DESC)`.
 
 The CHECKs are added NOT VALID and then validated, so writers are not blocked while existing rows
-are checked. The downgrade drops the CHECKs and the new columns; moved rows stay dead letters.
+are checked; on a TimescaleDB hypertable (which refuses VALIDATE CONSTRAINT once compression is
+enabled) the CHECK is added in one validated step. The downgrade drops the CHECKs and the new
+columns; moved rows stay dead letters.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from gridmon.config import get_settings
+from gridmon.storage.timescale import is_hypertable
 
 revision = "0007_hardening"
 down_revision = "0006_stream_detector"
@@ -110,6 +113,17 @@ def _drop_alerts() -> None:
 
 
 def _check(table: str, name: str, condition: str) -> None:
+    bind = op.get_bind()
+
+    def scalar(sql: str) -> object:
+        row = bind.execute(sa.text(sql)).first()
+        return None if row is None else row[0]
+
+    if is_hypertable(scalar, table):
+        # TimescaleDB rejects VALIDATE CONSTRAINT on a hypertable with compression enabled; a
+        # CHECK added in one step is checked against the existing rows there instead.
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})")
+        return
     op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID")
     op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
 

@@ -28,6 +28,7 @@ from gridmon.bench.stack import IngestStack
 from gridmon.simulator.load import make_load_payloads, publish_readings
 from gridmon.simulator.sparkplug import sparkplug_load
 from gridmon.storage.readings import ingest_latency_ms, time_plain_copy
+from gridmon.storage.timescale import is_hypertable
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,17 @@ def copy_limit(database_url: str, n: int, devices: int) -> float:
         return n / time_plain_copy(conn, rows)
 
 
+def database_kind(database_url: str) -> str:
+    """`timescaledb` when the migrated readings table is a hypertable, else `postgresql`."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+
+        def scalar(sql: str) -> object:
+            row = conn.execute(sql.encode()).fetchone()
+            return None if row is None else row[0]
+
+        return "timescaledb" if is_hypertable(scalar, "sensor_readings") else "postgresql"
+
+
 def run_ingest_bench(
     *,
     database_url: str,
@@ -118,6 +130,7 @@ def run_ingest_bench(
     stack = IngestStack(database_url=database_url, workers=workers, broker_url=broker_url, extra_env=extra)
     try:
         stack.start()
+        kind = database_kind(database_url)
         stack.start_bridge()
         stack.wait_flowing()
         live, p50, p99 = live_phase(stack, readings, rate, devices, sparkplug)
@@ -126,6 +139,7 @@ def run_ingest_bench(
     finally:
         stack.stop()
     return {
+        "database": kind,
         "readings": readings,
         "stored": live.stored + drain.stored,
         "lost": (live.published - live.stored) + (drain.published - drain.stored),

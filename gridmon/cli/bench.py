@@ -27,6 +27,11 @@ def bench() -> None:
 @click.option("--devices", default=1000, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="Celery worker processes (ingest queue).")
 @click.option("--database", default="gridmon_bench", show_default=True, help="Database used (created, truncated).")
+@click.option(
+    "--database-url",
+    default=None,
+    help="Whole URL of the database used (created, truncated), e.g. on a TimescaleDB server; overrides --database.",
+)
 @click.option("--broker-url", default=None, help="Celery broker (default: a private redis-server).")
 @click.option("--sparkplug", is_flag=True, help="Publish the readings as Sparkplug B messages instead of JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result line.")
@@ -36,6 +41,7 @@ def ingest_cmd(
     devices: int,
     workers: int,
     database: str,
+    database_url: str | None,
     broker_url: str | None,
     sparkplug: bool,
     as_json: bool,
@@ -45,7 +51,7 @@ def ingest_cmd(
 
     # SIGTERM must unwind like Ctrl-C so the private stack's processes are stopped, not orphaned.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    url = with_database(get_settings().database_url, database)
+    url = database_url or with_database(get_settings().database_url, database)
     result = run_ingest_bench(
         database_url=url,
         readings=readings,

@@ -26,11 +26,15 @@ def _bin(name: str) -> str:
 
 
 class PostgresProcess:
-    """initdb once, then start/stop a server on 127.0.0.1:<port> with trust authentication."""
+    """initdb once, then start/stop a server on 127.0.0.1:<port> with trust authentication.
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    `timescaledb=True` preloads the TimescaleDB extension (it must be installed for this
+    PostgreSQL), with its telemetry off, as the TimescaleDB half of the tests needs."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, timescaledb: bool = False):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.timescaledb = timescaledb
         self._as_root = os.geteuid() == 0
 
     def url(self, database: str = "postgres") -> str:
@@ -59,6 +63,8 @@ class PostgresProcess:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data_dir} -c fsync=off"
         )
+        if self.timescaledb:
+            options += " -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
         self._run(
             [_bin("pg_ctl"), "-D", str(pgdata), "-o", options, "-l", str(self.data_dir / "server.log"), "-w", "start"]
         )

@@ -51,3 +51,16 @@ def decide(mode: str, scalar: _Scalar) -> Decision:
     if mode == "on":
         raise TimescaleUnavailable(f"GRIDMON_TIMESCALEDB=on but {why}: {fix}")
     return Decision(False, why)
+
+
+def is_hypertable(scalar: _Scalar, table: str) -> bool:
+    """Whether `table` (in the search path's first schema) is a TimescaleDB hypertable."""
+    if not table.isidentifier():
+        raise ValueError(f"not a plain table name: {table!r}")
+    if scalar("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'") is None:
+        return False
+    found = scalar(
+        "SELECT 1 FROM timescaledb_information.hypertables"
+        f" WHERE hypertable_schema = current_schema() AND hypertable_name = '{table}'"
+    )
+    return found is not None
