@@ -125,11 +125,12 @@ def _plain() -> None:
         """
         CREATE TABLE rollup_state (
             name      text PRIMARY KEY,
-            watermark timestamptz NOT NULL
+            -- readings ingested up to here are in the tables; NULL = none yet
+            watermark timestamptz
         )
         """
     )
-    op.execute("INSERT INTO rollup_state (name, watermark) VALUES ('readings', '-infinity')")
+    op.execute("INSERT INTO rollup_state (name, watermark) VALUES ('readings', NULL)")
 
 
 def upgrade() -> None:
