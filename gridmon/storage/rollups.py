@@ -155,6 +155,8 @@ def totals(
 
 # --- keeping the plain-PostgreSQL tables -----------------------------------------------------
 
+# The state row comes back (watermark NULL: recompute everything) if the table was emptied.
+_ENSURE = "INSERT INTO rollup_state (name, watermark) VALUES ('readings', NULL) ON CONFLICT (name) DO NOTHING"
 _CLAIM = "SELECT watermark, now() - %(lag)s FROM rollup_state WHERE name = 'readings' FOR UPDATE"
 # Touched 1-minute buckets of readings ingested in (after, upto], merged per device into runs of
 # consecutive minutes (gaps and islands), so the recompute reads each run with one index range.
@@ -231,9 +233,9 @@ def refresh_plain(conn: psycopg.Connection, lag: timedelta) -> RefreshResult:
     row lock on `rollup_state` serializes concurrent runs). `lag` leaves room for ingest
     transactions that stamped `ingested_at` but had not committed yet."""
     with conn.transaction():
+        conn.execute(_ENSURE)
         row = conn.execute(_CLAIM, {"lag": lag}).fetchone()
-        if row is None:
-            raise RuntimeError("rollup_state has no 'readings' row: run `gridmon migrate`")
+        assert row is not None  # ensured just above
         after, upto = row
         if after is not None and upto <= after:
             return RefreshResult(after, 0, 0)
