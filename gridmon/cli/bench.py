@@ -110,5 +110,43 @@ def scan_cmd(as_json: bool, devices: int, minutes: float, workers: int, shards: 
     click.echo(json.dumps(report))
 
 
+@bench.command("query")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+@click.option("--devices", default=100, show_default=True)
+@click.option("--days", default=7.0, show_default=True, help="Days of history per device.")
+@click.option("--interval", "interval_s", default=10.0, show_default=True, help="Seconds between a device's readings.")
+@click.option("--repeats", default=20, show_default=True, help="Timed requests per query (median).")
+@click.option(
+    "--database-url",
+    default=None,
+    help="Server to run on (its database part is replaced by --database); default GRIDMON_DATABASE_URL's server.",
+)
+@click.option(
+    "--database", default="gridmon_bench_query", show_default=True, help="Database used (dropped and created)."
+)
+def query_cmd(
+    as_json: bool,
+    devices: int,
+    days: float,
+    interval_s: float,
+    repeats: int,
+    database_url: str | None,
+    database: str,
+) -> None:
+    """History queries the dashboard asks (rollups vs raw rows) and bytes per million readings."""
+    from gridmon.bench.query import run_query_bench
+
+    if devices < 1 or days <= 0 or interval_s <= 0 or repeats < 1:
+        raise click.BadParameter("--devices, --days, --interval and --repeats must be positive")
+    server = database_url or get_settings().database_url
+    report = run_query_bench(server, database, devices, days, interval_s, repeats)
+    if not as_json:
+        click.echo(f"{report['database']}: {report['readings']:,} readings loaded in {report['load_s']} s")
+        for name, figures in report["queries"].items():
+            click.echo(f"{name:>22}: p50 {figures['p50_ms']} ms")
+        click.echo(f"{'size':>22}: {report['size']['total_mb_per_million']} MB per million readings")
+    click.echo(json.dumps(report))
+
+
 def register(group: click.Group) -> None:
     group.add_command(bench)

@@ -1,0 +1,264 @@
+"""`gridmon bench query`: how fast the dashboard's history questions are answered, and how big a
+million readings is on disk.
+
+On a private database (dropped and created on the given server, migrated; TimescaleDB when the
+server can create the extension), synthetic history for N devices × D days at one reading per
+`interval_s` is loaded with COPY, the rollups are materialized, and the dashboard's requests are
+timed through the real API (in-process HTTP client, same routes, same SQL):
+one device's 24 h at 5-minute buckets, its 7 days at 1-hour buckets, the device page's 24 h
+statistics, and the fleet list `/devices`. Each is repeated over random devices; medians are
+reported. For comparison the same two device charts are timed straight from the raw rows (the
+path before the rollups). Sizes are table + index bytes per million readings; on TimescaleDB every
+chunk is then compressed, the sizes measured again and the queries timed again.
+
+The database's own compression policy is left off during the run so that compression happens
+exactly once, when the benchmark asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from gridmon.config import get_settings, with_database
+from gridmon.storage import rollups
+from gridmon.storage.db import dispose_engine, migrate
+
+log = logging.getLogger(__name__)
+
+MILLION = 1_000_000
+_COPY = "COPY sensor_readings (device_id, ts, voltage, current, temperature) FROM STDIN"
+_RAW_CHART = """
+SELECT date_bin(%(width)s, ts, '2000-01-01') AS b, count(*), avg(voltage), min(voltage), max(voltage),
+       avg(current), min(current), max(current), avg(temperature), min(temperature), max(temperature)
+FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s GROUP BY b ORDER BY b
+"""
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Process settings for the run (the API and the migrations read them), restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    dispose_engine()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        dispose_engine()
+
+
+def _recreate(url: str) -> None:
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    log.info("bench database recreated server=%s database=%s", base.rpartition("@")[2], name)
+
+
+def device_ids(devices: int) -> list[str]:
+    return [f"bench-{k:05d}" for k in range(devices)]
+
+
+def _device_block(device: str, start: datetime, count: int, interval_s: float, rng: np.random.Generator) -> str:
+    """COPY text of one device's history: a daily cycle plus noise on each metric."""
+    seconds = np.arange(count) * interval_s
+    day = np.sin(2 * np.pi * seconds / 86400.0)
+    voltage = 230.0 + 3.0 * day + rng.normal(0, 1.0, count)
+    current = 10.0 + 4.0 * day + rng.normal(0, 0.5, count)
+    temperature = 45.0 + 8.0 * day + rng.normal(0, 0.3, count)
+    stamps = np.datetime_as_string(
+        np.datetime64(start.replace(tzinfo=None), "ms") + (seconds * 1000).astype("timedelta64[ms]"), unit="ms"
+    )
+    return "".join(
+        f"{device}\t{t}Z\t{v:.3f}\t{c:.3f}\t{k:.2f}\n"
+        for t, v, c, k in zip(stamps.tolist(), voltage.tolist(), current.tolist(), temperature.tolist(), strict=True)
+    )
+
+
+def load_history(url: str, devices: int, days: float, interval_s: float, end: datetime, seed: int = 0) -> int:
+    """COPY the synthetic history ending at `end` into `sensor_readings` and register the devices."""
+    count = int(days * 86400 / interval_s)
+    start = end - timedelta(seconds=count * interval_s)
+    rng = np.random.default_rng(seed)
+    with psycopg.connect(url) as conn:
+        with conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for device in device_ids(devices):
+                copy.write(_device_block(device, start, count, interval_s, rng))
+        conn.execute(
+            "INSERT INTO devices (device_id, first_seen, last_seen) SELECT d, %s, %s FROM unnest(%s::text[]) d",
+            (start, start + timedelta(seconds=(count - 1) * interval_s), device_ids(devices)),
+        )
+    return count * devices
+
+
+def _sizes(conn: psycopg.Connection, timescale: bool, readings: int) -> dict[str, Any]:
+    """Bytes of the readings table and its indexes, per million readings; and the rollups' bytes."""
+    if timescale:
+        row = conn.execute(
+            "SELECT table_bytes + COALESCE(toast_bytes, 0), index_bytes "
+            "FROM hypertable_detailed_size('sensor_readings')"
+        ).fetchone()
+        rollup = conn.execute(
+            "SELECT sum(hypertable_size(format('%I.%I', materialization_hypertable_schema, "
+            "materialization_hypertable_name)::regclass)) FROM timescaledb_information.continuous_aggregates"
+        ).fetchone()
+    else:
+        row = conn.execute("SELECT pg_table_size('sensor_readings'), pg_indexes_size('sensor_readings')").fetchone()
+        rollup = conn.execute(
+            "SELECT pg_total_relation_size('readings_1m') + pg_total_relation_size('readings_1h')"
+        ).fetchone()
+    assert row is not None and rollup is not None
+    table, index = int(row[0] or 0), int(row[1] or 0)
+    per = MILLION / readings
+    return {
+        "table_mb_per_million": round(table * per / 2**20, 1),
+        "index_mb_per_million": round(index * per / 2**20, 1),
+        "total_mb_per_million": round((table + index) * per / 2**20, 1),
+        "total_mb": round((table + index) / 2**20, 1),
+        "rollups_mb": round(int(rollup[0] or 0) / 2**20, 1),
+    }
+
+
+def _median_ms(run: Callable[[], None], repeats: int) -> dict[str, float]:
+    run()  # warm: the first request plans statements and loads the app's caches
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2)}
+
+
+def _api_queries(url: str, devices: list[str], end: datetime, repeats: int, rng: random.Random) -> dict[str, Any]:
+    """The dashboard's requests through the API, medians over random devices."""
+    from fastapi.testclient import TestClient
+
+    from gridmon.api import create_app
+
+    with _environment(GRIDMON_DATABASE_URL=url):
+        settings = get_settings()
+        headers = {"Authorization": f"Bearer {settings.read_token}"} if settings.read_token else {}
+        with TestClient(create_app(), raise_server_exceptions=True) as client:
+
+            def chart(span: timedelta, bucket: str) -> Callable[[], None]:
+                def run() -> None:
+                    params = {"start": (end - span).isoformat(), "end": end.isoformat(), "bucket": bucket}
+                    response = client.get(f"/devices/{rng.choice(devices)}/readings", params=params, headers=headers)
+                    response.raise_for_status()
+
+                return run
+
+            def get(path: Callable[[], str]) -> Callable[[], None]:
+                def run() -> None:
+                    client.get(path(), headers=headers).raise_for_status()
+
+                return run
+
+            return {
+                "device_24h_5m": _median_ms(chart(timedelta(hours=24), "5m"), repeats),
+                "device_7d_1h": _median_ms(chart(timedelta(days=7), "1h"), repeats),
+                "device_page_24h_stats": _median_ms(get(lambda: f"/devices/{rng.choice(devices)}?window=24h"), repeats),
+                "fleet_devices": _median_ms(get(lambda: "/devices?limit=100"), repeats),
+            }
+
+
+def _raw_queries(url: str, devices: list[str], end: datetime, repeats: int, rng: random.Random) -> dict[str, Any]:
+    """The two device charts aggregated from the raw rows (the path the rollups replace)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def chart(span: timedelta, width: timedelta) -> Callable[[], None]:
+            def run() -> None:
+                params = {"width": width, "device": rng.choice(devices), "start": end - span, "end": end}
+                conn.execute(_RAW_CHART, params).fetchall()
+
+            return run
+
+        return {
+            "device_24h_5m": _median_ms(chart(timedelta(hours=24), timedelta(minutes=5)), repeats),
+            "device_7d_1h": _median_ms(chart(timedelta(days=7), timedelta(hours=1)), repeats),
+        }
+
+
+def _compress(conn: psycopg.Connection) -> float:
+    started = time.perf_counter()
+    conn.execute(
+        "ALTER TABLE sensor_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id', "
+        "timescaledb.compress_orderby = 'ts')"
+    )
+    conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('sensor_readings') c")
+    conn.execute("ANALYZE sensor_readings")
+    return time.perf_counter() - started
+
+
+def run_query_bench(
+    server_url: str, database: str, devices: int, days: float, interval_s: float, repeats: int, seed: int = 0
+) -> dict[str, Any]:
+    """The whole benchmark; returns the JSON-ready report."""
+    url = with_database(server_url, database)
+    _recreate(url)
+    with _environment(GRIDMON_TIMESCALE_COMPRESS_AFTER="", GRIDMON_TIMESCALE_RETENTION=""):
+        migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        timescale = rollups.is_timescale(conn)
+        if timescale:  # background refreshes would compete with the timed queries
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+            )
+    end = datetime.now(UTC).replace(microsecond=0)
+    started = time.perf_counter()
+    readings = load_history(url, devices, days, interval_s, end, seed)
+    load_s = time.perf_counter() - started
+    log.info("loaded readings=%d in %.1f s", readings, load_s)
+    with psycopg.connect(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        rollups.materialize(conn)
+        materialize_s = time.perf_counter() - started
+        conn.execute("VACUUM ANALYZE")
+        sizes = _sizes(conn, timescale, readings)
+    log.info("rollups materialized in %.1f s", materialize_s)
+    ids = device_ids(devices)
+    rng = random.Random(seed)
+    report: dict[str, Any] = {
+        "benchmark": "query",
+        "database": "timescaledb" if timescale else "postgresql",
+        "devices": devices,
+        "days": days,
+        "interval_s": interval_s,
+        "readings": readings,
+        "repeats": repeats,
+        "load_s": round(load_s, 1),
+        "copy_readings_per_s": round(readings / load_s),
+        "materialize_s": round(materialize_s, 1),
+        "queries": _api_queries(url, ids, end, repeats, rng),
+        "raw_path": _raw_queries(url, ids, end, repeats, rng),
+        "size": sizes,
+    }
+    if timescale:
+        with psycopg.connect(url, autocommit=True) as conn:
+            report["compress_s"] = round(_compress(conn), 1)
+            report["size_compressed"] = _sizes(conn, timescale, readings)
+        report["queries_compressed"] = _api_queries(url, ids, end, repeats, rng)
+        report["raw_path_compressed"] = _raw_queries(url, ids, end, repeats, rng)
+    return report
