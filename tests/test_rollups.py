@@ -130,10 +130,9 @@ def test_plain_reads_add_the_raw_rows_after_the_watermark(db: psycopg.Connection
     _store(db, "dev-a", _series(start, 6 * 60, 60.0, seed=4))  # up to a minute ago
     rollups.refresh_plain(db, timedelta(0))
     _store(db, "dev-a", [(now + timedelta(seconds=1), 250.0, 1.0, 1.0)])  # not refreshed yet
-    source, rows = rollups.bucketed(
-        db, "dev-a", start, now + timedelta(minutes=5), timedelta(minutes=5), timescale=False
-    )
-    assert source == "readings_1m"
+    p = rollups.plan(db, start, now + timedelta(minutes=5), timedelta(minutes=5), timescale=False)
+    assert p.relation == "readings_1m" and timedelta(0) < p.raw_span <= timedelta(minutes=6)
+    rows = rollups.bucketed(db, "dev-a", p, timedelta(minutes=5))
     assert sum(r[1] for r in rows) == 6 * 60 + 1
     count, _avg, _low, high = rollups.totals(db, "dev-a", start, now + timedelta(minutes=5), timescale=False)[:4]
     assert count == 6 * 60 + 1 and high == 250.0
@@ -296,3 +295,17 @@ def test_the_periodic_job_refreshes_on_plain_postgresql(db: psycopg.Connection) 
         "watermark": refresh_rollups(lag_s=3600)["watermark"],  # nothing new: the same watermark
     }
     assert db.execute("SELECT sum(n) FROM readings_1h").fetchone() == (30,)
+
+
+def test_only_the_part_read_raw_counts_against_the_row_budget(
+    db: psycopg.Connection, make_client: ClientFactory
+) -> None:
+    _plain_only(db)
+    _store(db, "dev-a", _series(T0, 600, 1.0, seed=7))  # one reading a second
+    client = make_client(GRIDMON_API_MAX_ROWS_PER_REQUEST="1000")
+    params = {"start": (T0 - timedelta(hours=23)).isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
+    before = client.get("/devices/dev-a/readings", params={**params, "bucket": "1h"})
+    assert before.status_code == 400 and "narrow the range" in before.json()["detail"]  # no rollup yet: all raw
+    rollups.materialize(db)
+    after = client.get("/devices/dev-a/readings", params={**params, "bucket": "1h"})
+    assert after.status_code == 200 and [b["count"] for b in after.json()["buckets"]] == [600]

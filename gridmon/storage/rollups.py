@@ -102,53 +102,62 @@ FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %
 _WATERMARK = "SELECT watermark FROM rollup_state WHERE name = 'readings'"
 
 
-def _interior(
-    conn: psycopg.Connection, start: datetime, end: datetime, size: timedelta, *, timescale: bool
-) -> tuple[datetime, datetime]:
-    """[lo, hi): the whole rollup buckets of [start, end) the rollup holds; an empty interval
-    (lo == hi == start) when there are none, so the raw part is then all of [start, end)."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where a read over [start, end) takes its rows: whole buckets of `relation` in [lo, hi) and
+    raw rows for the rest; `relation` None means raw rows only."""
+
+    start: datetime
+    end: datetime
+    relation: str | None
+    lo: datetime
+    hi: datetime
+
+    @property
+    def raw_span(self) -> timedelta:
+        """How much of the range is read from the raw rows."""
+        if self.relation is None:
+            return self.end - self.start
+        return (self.lo - self.start) + (self.end - self.hi)
+
+
+def plan(conn: psycopg.Connection, start: datetime, end: datetime, width: timedelta, *, timescale: bool) -> Plan:
+    """The plan for buckets of `width` over [start, end): the rollup (`choose_source`), and the
+    whole rollup buckets in the range that it holds — on plain PostgreSQL those before its
+    watermark's bucket (later ones are read raw, like TimescaleDB's real-time aggregation)."""
+    source = choose_source(width, end - start)
+    if source is None:
+        return Plan(start, end, None, start, start)
+    size, relation = source
     lo, hi = _ceil(start, size), _floor(end, size)
     if not timescale:
         row = conn.execute(_WATERMARK).fetchone()
         watermark = row[0] if row else None
         hi = min(hi, _floor(watermark, size)) if watermark is not None else lo
-    if hi <= lo:
-        return start, start
-    return lo, hi
+    if hi <= lo:  # no whole bucket: all of [start, end) is read raw (lo == hi == start)
+        return Plan(start, end, relation, start, start)
+    return Plan(start, end, relation, lo, hi)
 
 
-def bucketed(
-    conn: psycopg.Connection,
-    device_id: str,
-    start: datetime,
-    end: datetime,
-    width: timedelta,
-    *,
-    timescale: bool,
-) -> tuple[str, list[tuple[Any, ...]]]:
-    """(source, rows): per non-empty bucket of `width` in [start, end), (bucket start, count, then
-    avg/min/max of voltage, current, temperature); source is the relation read ('raw' or a rollup)."""
-    params: dict[str, Any] = {"device": device_id, "start": start, "end": end, "width": width, "origin": ORIGIN}
-    source = choose_source(width, end - start)
-    if source is None:
-        return "raw", conn.execute(_RAW_BUCKETED, params).fetchall()
-    size, relation = source
-    params["lo"], params["hi"] = _interior(conn, start, end, size, timescale=timescale)
-    return relation, conn.execute(_BUCKETED[relation], params).fetchall()
+def _params(device_id: str, p: Plan) -> dict[str, Any]:
+    return {"device": device_id, "start": p.start, "end": p.end, "lo": p.lo, "hi": p.hi, "origin": ORIGIN}
+
+
+def bucketed(conn: psycopg.Connection, device_id: str, p: Plan, width: timedelta) -> list[tuple[Any, ...]]:
+    """Per non-empty bucket of `width` (a multiple of the plan's rollup bucket): (bucket start,
+    count, then avg/min/max of voltage, current, temperature), oldest first."""
+    params = {**_params(device_id, p), "width": width}
+    query = _RAW_BUCKETED if p.relation is None else _BUCKETED[p.relation]
+    return conn.execute(query, params).fetchall()
 
 
 def totals(
     conn: psycopg.Connection, device_id: str, start: datetime, end: datetime, *, timescale: bool
 ) -> tuple[Any, ...]:
     """(count, then avg/min/max of voltage, current, temperature) over [start, end)."""
-    params: dict[str, Any] = {"device": device_id, "start": start, "end": end}
-    source = choose_source(HOUR, end - start)  # one bucket over the range: any rollup divides it
-    if source is None:
-        row = conn.execute(_RAW_TOTAL, params).fetchone()
-    else:
-        size, relation = source
-        params["lo"], params["hi"] = _interior(conn, start, end, size, timescale=timescale)
-        row = conn.execute(_TOTAL[relation], params).fetchone()
+    p = plan(conn, start, end, HOUR, timescale=timescale)  # one bucket over the range: any rollup divides it
+    query = _RAW_TOTAL if p.relation is None else _TOTAL[p.relation]
+    row = conn.execute(query, _params(device_id, p)).fetchone()
     assert row is not None  # an aggregate without GROUP BY always gives one row
     return (row[0] or 0, *row[1:])
 

@@ -5,7 +5,8 @@ the coarsest history rollup (1 hour, 1 minute) whose bucket divides the requeste
 the raw rows only for short ranges (and the partial rollup buckets at the range's edges). The
 answer is the same on TimescaleDB and on plain PostgreSQL. The range and the number of rows or
 buckets per response are bounded; a raw response that hit the bound says so and tells where to
-continue; a range aggregated from raw rows is bounded by GRIDMON_API_MAX_ROWS_PER_REQUEST.
+continue; the part of a range aggregated from raw rows is bounded by
+GRIDMON_API_MAX_ROWS_PER_REQUEST.
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ def get_readings(
         int, Query(ge=1, le=MAX_RAW_ROWS, description=f"Raw rows per response (1–{MAX_RAW_ROWS}).")
     ] = DEFAULT_RAW_ROWS,
 ) -> Readings:
-    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise, and a
-    bucketed range that no rollup serves (an hour or less) to about
+    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise, and the
+    part of a bucketed range read from raw rows (not from a rollup) to about
     GRIDMON_API_MAX_ROWS_PER_REQUEST readings (400 beyond)."""
     start, end = _resolve_range(start, end)
     span = end - start
@@ -159,10 +160,10 @@ def get_readings(
                 result.next_start = rows[limit][0]
             return result
         width = BUCKETS[bucket]
-        if rollups.choose_source(width, span) is None:
-            _within_budget(request, conn, device_id, span)
-        timescale = has_timescale(request, conn)
-        _, rows = rollups.bucketed(conn, device_id, start, end, width, timescale=timescale)
+        plan = rollups.plan(conn, start, end, width, timescale=has_timescale(request, conn))
+        if plan.raw_span > timedelta(0):
+            _within_budget(request, conn, device_id, plan.raw_span)
+        rows = rollups.bucketed(conn, device_id, plan, width)
     result.buckets = [
         BucketRow(start=r[0], count=r[1], voltage=_stats(r, 2), current=_stats(r, 5), temperature=_stats(r, 8))
         for r in rows
