@@ -2,11 +2,11 @@
 
 `readings_1m` and `readings_1h` (migration 0011_rollups) hold per bucket `n`, and per metric
 `<m>_sum`, `<m>_min`, `<m>_max`, `<m>_last`, plus `last_ts`. On TimescaleDB they are continuous
-aggregates with real-time aggregation (the newest, not yet materialized buckets are computed from
-the raw rows by the view itself). On plain PostgreSQL they are tables that `refresh_plain` keeps:
-it recomputes every bucket touched by a reading ingested since its watermark (late readings
-included), with upserts, so running it twice changes nothing. Reads add the raw rows at and after
-the watermark's bucket, so both databases give the same answers on the same data.
+aggregates with real-time aggregation. On plain PostgreSQL they are tables that `refresh_plain`
+keeps: it recomputes every bucket touched by a reading ingested since its watermark (late readings
+included), with upserts, so running it twice changes nothing. Reads take the rollup's buckets
+before its watermark and the raw rows after it, on both databases alike, so both give the same
+answers on the same data.
 
 A read over [start, end) takes whole rollup buckets for the interior and raw rows for the partial
 buckets at both edges; statement texts are fixed (the rollup relation is one of two constants).
@@ -100,6 +100,14 @@ SELECT count(*), {", ".join(f"avg({m}), min({m}), max({m})" for m in METRICS)}
 FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
 """
 _WATERMARK = "SELECT watermark FROM rollup_state WHERE name = 'readings'"
+# A continuous aggregate's watermark: the end of its materialized buckets (the function its own
+# real-time view uses); before the first refresh it is the lowest timestamp, read as NULL here.
+_CAGG_WATERMARK = """
+SELECT CASE WHEN w < '1970-01-01' THEN NULL ELSE w END FROM (
+    SELECT _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark(mat_hypertable_id)) AS w
+    FROM _timescaledb_catalog.continuous_agg WHERE user_view_schema = 'public' AND user_view_name = %s
+) cagg
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +131,18 @@ class Plan:
 
 def plan(conn: psycopg.Connection, start: datetime, end: datetime, width: timedelta, *, timescale: bool) -> Plan:
     """The plan for buckets of `width` over [start, end): the rollup (`choose_source`), and the
-    whole rollup buckets in the range that it holds — on plain PostgreSQL those before its
-    watermark's bucket (later ones are read raw, like TimescaleDB's real-time aggregation)."""
+    whole rollup buckets in the range that it holds: those before its watermark (on TimescaleDB
+    the continuous aggregate's, on plain PostgreSQL the refresh task's). Later readings are read
+    raw — what TimescaleDB's real-time aggregation does — so they count against the row budget,
+    and both databases take the same path."""
     source = choose_source(width, end - start)
     if source is None:
         return Plan(start, end, None, start, start)
     size, relation = source
     lo, hi = _ceil(start, size), _floor(end, size)
-    if not timescale:
-        row = conn.execute(_WATERMARK).fetchone()
-        watermark = row[0] if row else None
-        hi = min(hi, _floor(watermark, size)) if watermark is not None else lo
+    row = conn.execute(_CAGG_WATERMARK, (relation,)).fetchone() if timescale else conn.execute(_WATERMARK).fetchone()
+    watermark = row[0] if row else None
+    hi = min(hi, _floor(watermark, size)) if watermark is not None else lo
     if hi <= lo:  # no whole bucket: all of [start, end) is read raw (lo == hi == start)
         return Plan(start, end, relation, start, start)
     return Plan(start, end, relation, lo, hi)
