@@ -68,8 +68,11 @@ def test_choose_source_prefers_the_coarsest_rollup_that_divides_the_bucket() -> 
     assert rollups.choose_source(timedelta(seconds=30), timedelta(days=1)) is None  # no rollup divides 30 s
 
 
-def test_plain_refresh_matches_the_raw_rows_takes_late_readings_and_is_idempotent(db: psycopg.Connection) -> None:
+def test_plain_refresh_matches_the_raw_rows_takes_late_readings_and_is_idempotent(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _plain_only(db)
+    monkeypatch.setattr(rollups, "BATCH_DEVICES", 1)  # one statement per device: the batches add up
     _store(db, "dev-a", _series(T0, 360, 20.0, seed=1))  # two hours, one reading per 20 s
     _store(db, "dev-b", _series(T0, 90, 40.0, seed=2))
     first = rollups.refresh_plain(db, timedelta(0))

@@ -35,6 +35,8 @@ RAW_UP_TO = timedelta(hours=1)
 """Ranges up to this long are aggregated from the raw rows (few rows, exact, no edge handling)."""
 MIN_SOURCE_BUCKETS = 4
 """A rollup is used only when the range spans at least this many of its buckets."""
+BATCH_DEVICES = 50
+"""Devices recomputed per statement by the plain refresh."""
 
 
 def _floor(t: datetime, width: timedelta) -> datetime:
@@ -209,6 +211,7 @@ _MINUTES = _upsert(
            max(r.ts)
     FROM rollup_touched t
     JOIN sensor_readings r ON r.device_id = t.device_id AND r.ts >= t.lo AND r.ts < t.hi
+    WHERE t.device_id = ANY(%(devices)s)
     GROUP BY r.device_id, bucket
     """,
 )
@@ -228,6 +231,7 @@ _HOURS = _upsert(
         FROM rollup_touched t,
              generate_series(date_bin(INTERVAL '1 hour', t.lo, %(origin)s), t.hi - INTERVAL '1 microsecond',
                              INTERVAL '1 hour') AS hour
+        WHERE t.device_id = ANY(%(devices)s)
     ) h
     JOIN readings_1m m ON m.device_id = h.device_id AND m.bucket >= h.hour AND m.bucket < h.hour + INTERVAL '1 hour'
     GROUP BY m.device_id, h.hour
@@ -257,10 +261,16 @@ def refresh_plain(conn: psycopg.Connection, lag: timedelta) -> RefreshResult:
         after, upto = row
         if after is not None and upto <= after:
             return RefreshResult(after, 0, 0)
-        params = {"after": after, "upto": upto, "origin": ORIGIN}
+        params: dict[str, Any] = {"after": after, "upto": upto, "origin": ORIGIN}
         conn.execute(_TOUCHED, params)
-        minutes = conn.execute(_MINUTES, params).rowcount
-        hours = conn.execute(_HOURS, params).rowcount
+        devices = [r[0] for r in conn.execute("SELECT DISTINCT device_id FROM rollup_touched ORDER BY 1")]
+        minutes = hours = 0
+        # In batches of devices: a large backlog (the first run on a long history) becomes several
+        # statements, each well inside the job's statement timeout.
+        for at in range(0, len(devices), BATCH_DEVICES):
+            params["devices"] = devices[at : at + BATCH_DEVICES]
+            minutes += conn.execute(_MINUTES, params).rowcount
+            hours += conn.execute(_HOURS, params).rowcount
         conn.execute(_ADVANCE, params)
         conn.execute("DROP TABLE rollup_touched")
     return RefreshResult(upto, minutes, hours)
