@@ -211,17 +211,14 @@ def _compress(conn: psycopg.Connection) -> float:
     return time.perf_counter() - started
 
 
-def run_query_bench(
-    server_url: str, database: str, devices: int, days: float, interval_s: float, repeats: int, seed: int = 0
-) -> dict[str, Any]:
-    """The whole benchmark; returns the JSON-ready report."""
-    url = with_database(server_url, database)
+def _prepare(url: str, devices: int, days: float, interval_s: float, seed: int) -> tuple[datetime, dict[str, Any]]:
+    """A new database with the history loaded and the rollups materialized: (end of the history,
+    the load figures)."""
     _recreate(url)
     with _environment(GRIDMON_TIMESCALE_COMPRESS_AFTER="", GRIDMON_TIMESCALE_RETENTION=""):
         migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        timescale = rollups.is_timescale(conn)
-        if timescale:  # background refreshes would compete with the timed queries
+        if rollups.is_timescale(conn):  # background refreshes would compete with the timed queries
             conn.execute(
                 "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
                 "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
@@ -235,9 +232,46 @@ def run_query_bench(
         started = time.perf_counter()
         rollups.materialize(conn)
         materialize_s = time.perf_counter() - started
+        log.info("rollups materialized in %.1f s", materialize_s)
         conn.execute("VACUUM ANALYZE")
+    figures = {
+        "load_s": round(load_s, 1),
+        "copy_readings_per_s": round(readings / load_s),
+        "materialize_s": round(materialize_s, 1),
+    }
+    return end, figures
+
+
+def _existing(url: str, devices: int, days: float, interval_s: float) -> datetime:
+    """The end of the history an earlier run of the same size left in the database (`--reuse`)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*), max(last_seen) FROM devices").fetchone()
+    if row is None or row[0] != devices or row[1] is None:
+        raise RuntimeError(f"--reuse: the database holds no history of {devices} devices from an earlier run")
+    return row[1] + timedelta(seconds=interval_s)
+
+
+def run_query_bench(
+    server_url: str,
+    database: str,
+    devices: int,
+    days: float,
+    interval_s: float,
+    repeats: int,
+    seed: int = 0,
+    reuse: bool = False,
+) -> dict[str, Any]:
+    """The whole benchmark; returns the JSON-ready report. `reuse` times the queries on the history
+    an earlier run of the same size left (no load figures then)."""
+    url = with_database(server_url, database)
+    readings = int(days * 86400 / interval_s) * devices
+    if reuse:
+        end, load = _existing(url, devices, days, interval_s), {"reused": True}
+    else:
+        end, load = _prepare(url, devices, days, interval_s, seed)
+    with psycopg.connect(url, autocommit=True) as conn:
+        timescale = rollups.is_timescale(conn)
         sizes = _sizes(conn, timescale, readings)
-    log.info("rollups materialized in %.1f s", materialize_s)
     ids = device_ids(devices)
     rng = random.Random(seed)
     report: dict[str, Any] = {
@@ -248,9 +282,7 @@ def run_query_bench(
         "interval_s": interval_s,
         "readings": readings,
         "repeats": repeats,
-        "load_s": round(load_s, 1),
-        "copy_readings_per_s": round(readings / load_s),
-        "materialize_s": round(materialize_s, 1),
+        **load,
         "queries": _api_queries(url, ids, end, repeats, rng),
         "raw_path": _raw_queries(url, ids, end, repeats, rng),
         "size": sizes,

@@ -124,6 +124,7 @@ def scan_cmd(as_json: bool, devices: int, minutes: float, workers: int, shards: 
 @click.option(
     "--database", default="gridmon_bench_query", show_default=True, help="Database used (dropped and created)."
 )
+@click.option("--reuse", is_flag=True, help="Time the queries on the history an earlier run of the same size left.")
 def query_cmd(
     as_json: bool,
     devices: int,
@@ -132,6 +133,7 @@ def query_cmd(
     repeats: int,
     database_url: str | None,
     database: str,
+    reuse: bool,
 ) -> None:
     """History queries the dashboard asks (rollups vs raw rows) and bytes per million readings."""
     from gridmon.bench.query import run_query_bench
@@ -139,9 +141,11 @@ def query_cmd(
     if devices < 1 or days <= 0 or interval_s <= 0 or repeats < 1:
         raise click.BadParameter("--devices, --days, --interval and --repeats must be positive")
     server = database_url or get_settings().database_url
-    report = run_query_bench(server, database, devices, days, interval_s, repeats)
+    report = run_query_bench(server, database, devices, days, interval_s, repeats, reuse=reuse)
     if not as_json:
-        click.echo(f"{report['database']}: {report['readings']:,} readings loaded in {report['load_s']} s")
+        click.echo(
+            f"{report['database']}: {report['readings']:,} readings, loaded in {report.get('load_s', '(reused)')} s"
+        )
         for name, figures in report["queries"].items():
             click.echo(f"{name:>22}: p50 {figures['p50_ms']} ms")
         click.echo(f"{'size':>22}: {report['size']['total_mb_per_million']} MB per million readings")
