@@ -23,31 +23,29 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
 from gridmon.config import get_settings, with_database
-from gridmon.storage import rollups
+from gridmon.storage import bench_history, rollups
 from gridmon.storage.db import dispose_engine, migrate
 
 log = logging.getLogger(__name__)
 
 MILLION = 1_000_000
-_COPY = "COPY sensor_readings (device_id, ts, voltage, current, temperature) FROM STDIN"
-_RAW_CHART = """
-SELECT date_bin(%(width)s, ts, '2000-01-01') AS b, count(*), avg(voltage), min(voltage), max(voltage),
-       avg(current), min(current), max(current), avg(temperature), min(temperature), max(temperature)
-FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s GROUP BY b ORDER BY b
-"""
+
+Get = Callable[[str, dict[str, str]], None]
+"""One API request: GET path with query parameters; raises unless it succeeded."""
+ApiOpener = Callable[[], AbstractContextManager[Get]]
+"""Opens the API (the command line builds it: the benchmark does not import the API layer)."""
 
 
 @contextmanager
-def _environment(**values: str) -> Iterator[None]:
+def environment(**values: str) -> Iterator[None]:
     """Process settings for the run (the API and the migrations read them), restored afterwards."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
@@ -66,14 +64,8 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def _recreate(url: str) -> None:
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(with_database(url, "postgres"), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    log.info("bench database recreated server=%s database=%s", base.rpartition("@")[2], name)
+    bench_history.drop_database(url)
+    log.info("bench database dropped database=%s", url.rpartition("/")[2])
 
 
 def device_ids(devices: int) -> list[str]:
@@ -102,41 +94,23 @@ def load_history(url: str, devices: int, days: float, interval_s: float, end: da
     start = end - timedelta(seconds=count * interval_s)
     rng = np.random.default_rng(seed)
     with psycopg.connect(url) as conn:
-        with conn.cursor() as cur, cur.copy(_COPY) as copy:
-            for device in device_ids(devices):
-                copy.write(_device_block(device, start, count, interval_s, rng))
-        conn.execute(
-            "INSERT INTO devices (device_id, first_seen, last_seen) SELECT d, %s, %s FROM unnest(%s::text[]) d",
-            (start, start + timedelta(seconds=(count - 1) * interval_s), device_ids(devices)),
-        )
+        blocks = (_device_block(device, start, count, interval_s, rng) for device in device_ids(devices))
+        bench_history.copy_history(conn, blocks)
+        last = start + timedelta(seconds=(count - 1) * interval_s)
+        bench_history.register_devices(conn, device_ids(devices), start, last)
     return count * devices
 
 
 def _sizes(conn: psycopg.Connection, timescale: bool, readings: int) -> dict[str, Any]:
     """Bytes of the readings table and its indexes, per million readings; and the rollups' bytes."""
-    if timescale:
-        row = conn.execute(
-            "SELECT table_bytes + COALESCE(toast_bytes, 0), index_bytes "
-            "FROM hypertable_detailed_size('sensor_readings')"
-        ).fetchone()
-        rollup = conn.execute(
-            "SELECT sum(hypertable_size(format('%I.%I', materialization_hypertable_schema, "
-            "materialization_hypertable_name)::regclass)) FROM timescaledb_information.continuous_aggregates"
-        ).fetchone()
-    else:
-        row = conn.execute("SELECT pg_table_size('sensor_readings'), pg_indexes_size('sensor_readings')").fetchone()
-        rollup = conn.execute(
-            "SELECT pg_total_relation_size('readings_1m') + pg_total_relation_size('readings_1h')"
-        ).fetchone()
-    assert row is not None and rollup is not None
-    table, index = int(row[0] or 0), int(row[1] or 0)
+    table, index, rollup = bench_history.sizes(conn, timescale=timescale)
     per = MILLION / readings
     return {
         "table_mb_per_million": round(table * per / 2**20, 1),
         "index_mb_per_million": round(index * per / 2**20, 1),
         "total_mb_per_million": round((table + index) * per / 2**20, 1),
         "total_mb": round((table + index) / 2**20, 1),
-        "rollups_mb": round(int(rollup[0] or 0) / 2**20, 1),
+        "rollups_mb": round(rollup / 2**20, 1),
     }
 
 
@@ -150,37 +124,30 @@ def _median_ms(run: Callable[[], None], repeats: int) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2)}
 
 
-def _api_queries(url: str, devices: list[str], end: datetime, repeats: int, rng: random.Random) -> dict[str, Any]:
+def _api_queries(
+    api: ApiOpener, url: str, devices: list[str], end: datetime, repeats: int, rng: random.Random
+) -> dict[str, Any]:
     """The dashboard's requests through the API, medians over random devices."""
-    from fastapi.testclient import TestClient
+    with environment(GRIDMON_DATABASE_URL=url), api() as get:
 
-    from gridmon.api import create_app
+        def chart(span: timedelta, bucket: str) -> Callable[[], None]:
+            def run() -> None:
+                params = {"start": (end - span).isoformat(), "end": end.isoformat(), "bucket": bucket}
+                get(f"/devices/{rng.choice(devices)}/readings", params)
 
-    with _environment(GRIDMON_DATABASE_URL=url):
-        settings = get_settings()
-        headers = {"Authorization": f"Bearer {settings.read_token}"} if settings.read_token else {}
-        with TestClient(create_app(), raise_server_exceptions=True) as client:
+            return run
 
-            def chart(span: timedelta, bucket: str) -> Callable[[], None]:
-                def run() -> None:
-                    params = {"start": (end - span).isoformat(), "end": end.isoformat(), "bucket": bucket}
-                    response = client.get(f"/devices/{rng.choice(devices)}/readings", params=params, headers=headers)
-                    response.raise_for_status()
+        def page(path: Callable[[], str], params: dict[str, str]) -> Callable[[], None]:
+            return lambda: get(path(), params)
 
-                return run
-
-            def get(path: Callable[[], str]) -> Callable[[], None]:
-                def run() -> None:
-                    client.get(path(), headers=headers).raise_for_status()
-
-                return run
-
-            return {
-                "device_24h_5m": _median_ms(chart(timedelta(hours=24), "5m"), repeats),
-                "device_7d_1h": _median_ms(chart(timedelta(days=7), "1h"), repeats),
-                "device_page_24h_stats": _median_ms(get(lambda: f"/devices/{rng.choice(devices)}?window=24h"), repeats),
-                "fleet_devices": _median_ms(get(lambda: "/devices?limit=100"), repeats),
-            }
+        return {
+            "device_24h_5m": _median_ms(chart(timedelta(hours=24), "5m"), repeats),
+            "device_7d_1h": _median_ms(chart(timedelta(days=7), "1h"), repeats),
+            "device_page_24h_stats": _median_ms(
+                page(lambda: f"/devices/{rng.choice(devices)}", {"window": "24h"}), repeats
+            ),
+            "fleet_devices": _median_ms(page(lambda: "/devices", {"limit": "100"}), repeats),
+        }
 
 
 def _raw_queries(url: str, devices: list[str], end: datetime, repeats: int, rng: random.Random) -> dict[str, Any]:
@@ -189,8 +156,7 @@ def _raw_queries(url: str, devices: list[str], end: datetime, repeats: int, rng:
 
         def chart(span: timedelta, width: timedelta) -> Callable[[], None]:
             def run() -> None:
-                params = {"width": width, "device": rng.choice(devices), "start": end - span, "end": end}
-                conn.execute(_RAW_CHART, params).fetchall()
+                bench_history.raw_chart(conn, rng.choice(devices), end - span, end, width)
 
             return run
 
@@ -202,12 +168,7 @@ def _raw_queries(url: str, devices: list[str], end: datetime, repeats: int, rng:
 
 def _compress(conn: psycopg.Connection) -> float:
     started = time.perf_counter()
-    conn.execute(
-        "ALTER TABLE sensor_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id', "
-        "timescaledb.compress_orderby = 'ts')"
-    )
-    conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('sensor_readings') c")
-    conn.execute("ANALYZE sensor_readings")
+    bench_history.compress_all(conn)
     return time.perf_counter() - started
 
 
@@ -215,14 +176,11 @@ def _prepare(url: str, devices: int, days: float, interval_s: float, seed: int) 
     """A new database with the history loaded and the rollups materialized: (end of the history,
     the load figures)."""
     _recreate(url)
-    with _environment(GRIDMON_TIMESCALE_COMPRESS_AFTER="", GRIDMON_TIMESCALE_RETENTION=""):
+    with environment(GRIDMON_TIMESCALE_COMPRESS_AFTER="", GRIDMON_TIMESCALE_RETENTION=""):
         migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         if rollups.is_timescale(conn):  # background refreshes would compete with the timed queries
-            conn.execute(
-                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-                "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
-            )
+            bench_history.pause_refresh_policies(conn)
     end = datetime.now(UTC).replace(microsecond=0)
     started = time.perf_counter()
     readings = load_history(url, devices, days, interval_s, end, seed)
@@ -233,7 +191,7 @@ def _prepare(url: str, devices: int, days: float, interval_s: float, seed: int) 
         rollups.materialize(conn)
         materialize_s = time.perf_counter() - started
         log.info("rollups materialized in %.1f s", materialize_s)
-        conn.execute("VACUUM ANALYZE")
+        bench_history.vacuum_analyze(conn)
     figures = {
         "load_s": round(load_s, 1),
         "copy_readings_per_s": round(readings / load_s),
@@ -245,13 +203,14 @@ def _prepare(url: str, devices: int, days: float, interval_s: float, seed: int) 
 def _existing(url: str, devices: int, days: float, interval_s: float) -> datetime:
     """The end of the history an earlier run of the same size left in the database (`--reuse`)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*), max(last_seen) FROM devices").fetchone()
-    if row is None or row[0] != devices or row[1] is None:
+        count, last = bench_history.history_extent(conn)
+    if count != devices or last is None:
         raise RuntimeError(f"--reuse: the database holds no history of {devices} devices from an earlier run")
-    return row[1] + timedelta(seconds=interval_s)
+    return last + timedelta(seconds=interval_s)
 
 
 def run_query_bench(
+    api: ApiOpener,
     server_url: str,
     database: str,
     devices: int,
@@ -283,7 +242,7 @@ def run_query_bench(
         "readings": readings,
         "repeats": repeats,
         **load,
-        "queries": _api_queries(url, ids, end, repeats, rng),
+        "queries": _api_queries(api, url, ids, end, repeats, rng),
         "raw_path": _raw_queries(url, ids, end, repeats, rng),
         "size": sizes,
     }
@@ -291,6 +250,6 @@ def run_query_bench(
         with psycopg.connect(url, autocommit=True) as conn:
             report["compress_s"] = round(_compress(conn), 1)
             report["size_compressed"] = _sizes(conn, timescale, readings)
-        report["queries_compressed"] = _api_queries(url, ids, end, repeats, rng)
+        report["queries_compressed"] = _api_queries(api, url, ids, end, repeats, rng)
         report["raw_path_compressed"] = _raw_queries(url, ids, end, repeats, rng)
     return report

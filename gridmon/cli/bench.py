@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import click
@@ -110,6 +112,23 @@ def scan_cmd(as_json: bool, devices: int, minutes: float, workers: int, shards: 
     click.echo(json.dumps(report))
 
 
+@contextmanager
+def _api_opener() -> Iterator[Callable[[str, dict[str, str]], None]]:
+    """The API in-process (same routes and SQL as served), for `bench query`: GET → raises on error."""
+    from fastapi.testclient import TestClient
+
+    from gridmon.api import create_app
+
+    settings = get_settings()
+    headers = {"Authorization": f"Bearer {settings.read_token}"} if settings.read_token else {}
+    with TestClient(create_app(), raise_server_exceptions=True) as client:
+
+        def get(path: str, params: dict[str, str]) -> None:
+            client.get(path, params=params, headers=headers).raise_for_status()
+
+        yield get
+
+
 @bench.command("query")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--devices", default=100, show_default=True)
@@ -141,7 +160,7 @@ def query_cmd(
     if devices < 1 or days <= 0 or interval_s <= 0 or repeats < 1:
         raise click.BadParameter("--devices, --days, --interval and --repeats must be positive")
     server = database_url or get_settings().database_url
-    report = run_query_bench(server, database, devices, days, interval_s, repeats, reuse=reuse)
+    report = run_query_bench(_api_opener, server, database, devices, days, interval_s, repeats, reuse=reuse)
     if not as_json:
         click.echo(
             f"{report['database']}: {report['readings']:,} readings, loaded in {report.get('load_s', '(reused)')} s"
