@@ -40,4 +40,10 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "schedule": settings.retrain_interval_s,
         "options": {"expires": settings.retrain_interval_s},
     }
+    # --- history rollups (plain PostgreSQL; a no-op on TimescaleDB, whose policies refresh them)
+    schedule["rollups-refresh"] = {
+        "task": "workers.maintenance.refresh_rollups",
+        "schedule": settings.rollup_interval_s,
+        "options": {"expires": settings.rollup_interval_s},
+    }
     return schedule

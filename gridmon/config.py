@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     timescale_retention: str | None = Field(None, validation_alias=_env("TIMESCALE_RETENTION"))
     """Drop chunks older than this (TimescaleDB only; unset = keep everything)."""
 
+    rollup_interval_s: float = Field(60.0, gt=0, validation_alias=_env("ROLLUP_INTERVAL_S"))
+    """How often beat refreshes the history rollups on plain PostgreSQL (TimescaleDB refreshes its
+    continuous aggregates by its own policies; the task then does nothing)."""
+
+    rollup_lag_s: float = Field(30.0, ge=0, validation_alias=_env("ROLLUP_LAG_S"))
+    """The rollup refresh takes readings ingested at least this long ago, so an ingest transaction
+    still open when it runs is not skipped (plain PostgreSQL)."""
+
     # --- API and access -------------------------------------------------------------------
     admin_token: str | None = Field(None, validation_alias=_env("ADMIN_TOKEN"))
     """Bearer token for write/admin API routes. Unset = admin routes answer 503."""

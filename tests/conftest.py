@@ -59,6 +59,14 @@ def migrated_database() -> str:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     dispose_engine()
     migrate(TEST_DB_URL)
+    with psycopg.connect(TEST_DB_URL, autocommit=True) as conn:
+        if _continuous_aggregates(conn):
+            # The refresh policies would materialize in the background while tests read: a test
+            # materializes when it means to (`gridmon.storage.rollups.materialize`).
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+            )
     return TEST_DB_URL
 
 
@@ -85,6 +93,16 @@ def timescaledb_half(request: pytest.FixtureRequest) -> None:
             )
 
 
+def _continuous_aggregates(conn: psycopg.Connection) -> list[str]:
+    """The continuous aggregates in `public` (none without TimescaleDB)."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+        return []
+    rows = conn.execute(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'public'"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 @pytest.fixture()
 def db(migrated_database: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the emptied test database."""
@@ -101,6 +119,11 @@ def db(migrated_database: str) -> Iterator[psycopg.Connection]:
             conn.execute(
                 sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
             )
+        # Emptying the readings leaves a continuous aggregate's materialized rows and watermark;
+        # truncating the aggregate clears both (back to all real-time, like a fresh database).
+        views = _continuous_aggregates(conn)
+        if views:
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, views))))
         yield conn
 
 

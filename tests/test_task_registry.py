@@ -19,6 +19,7 @@ EXPECTED_TASKS = {
     "workers.maintenance.predict",
     "workers.maintenance.predict_all",
     "workers.maintenance.predict_shard",
+    "workers.maintenance.refresh_rollups",
 }
 
 

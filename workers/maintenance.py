@@ -14,10 +14,12 @@ from celery import group
 from gridmon.celery import app
 from gridmon.config import get_settings
 from gridmon.jobs.predict import run_predictions
+from gridmon.jobs.rollups import refresh_rollups as refresh_rollups_job
 from gridmon.storage.db import TRANSIENT_DB_ERRORS
 
 # Limits come from the settings the worker starts with (beat runs the task every predict_interval_s).
 PREDICT_INTERVAL_S = get_settings().predict_interval_s
+ROLLUP_INTERVAL_S = get_settings().rollup_interval_s
 
 
 @app.task(
@@ -60,3 +62,19 @@ def predict_all() -> dict[str, int]:
 def predict_shard(shard: int) -> dict[str, int | str | None]:
     """Predict for the devices of one shard (of GRIDMON_SCAN_SHARDS)."""
     return run_predictions(shard=(shard, get_settings().scan_shards)).as_dict()
+
+
+@app.task(
+    name="workers.maintenance.refresh_rollups",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=60,
+    max_retries=3,
+    ignore_result=True,
+)
+def refresh_rollups() -> dict[str, int | str | None]:
+    """Beat's entry: bring the plain-PostgreSQL history rollups up to date (idempotent, so a
+    redelivered or overlapping run is harmless; runs serialize on a row lock)."""
+    return refresh_rollups_job()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import click
@@ -113,6 +115,65 @@ def scan_cmd(as_json: bool, devices: int, minutes: float, workers: int, shards: 
             f"{workers} processes: {many['readings_per_s']:,.0f} readings/s "
             f"(×{report['speedup']:.2f}, scored once: {many['scored_once']})"
         )
+    click.echo(json.dumps(report))
+
+
+@contextmanager
+def _api_opener() -> Iterator[Callable[[str, dict[str, str]], None]]:
+    """The API in-process (same routes and SQL as served), for `bench query`: GET → raises on error."""
+    from fastapi.testclient import TestClient
+
+    from gridmon.api import create_app
+
+    settings = get_settings()
+    headers = {"Authorization": f"Bearer {settings.read_token}"} if settings.read_token else {}
+    with TestClient(create_app(), raise_server_exceptions=True) as client:
+
+        def get(path: str, params: dict[str, str]) -> None:
+            client.get(path, params=params, headers=headers).raise_for_status()
+
+        yield get
+
+
+@bench.command("query")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+@click.option("--devices", default=100, show_default=True)
+@click.option("--days", default=7.0, show_default=True, help="Days of history per device.")
+@click.option("--interval", "interval_s", default=10.0, show_default=True, help="Seconds between a device's readings.")
+@click.option("--repeats", default=20, show_default=True, help="Timed requests per query (median).")
+@click.option(
+    "--database-url",
+    default=None,
+    help="Server to run on (its database part is replaced by --database); default GRIDMON_DATABASE_URL's server.",
+)
+@click.option(
+    "--database", default="gridmon_bench_query", show_default=True, help="Database used (dropped and created)."
+)
+@click.option("--reuse", is_flag=True, help="Time the queries on the history an earlier run of the same size left.")
+def query_cmd(
+    as_json: bool,
+    devices: int,
+    days: float,
+    interval_s: float,
+    repeats: int,
+    database_url: str | None,
+    database: str,
+    reuse: bool,
+) -> None:
+    """History queries the dashboard asks (rollups vs raw rows) and bytes per million readings."""
+    from gridmon.bench.query import run_query_bench
+
+    if devices < 1 or days <= 0 or interval_s <= 0 or repeats < 1:
+        raise click.BadParameter("--devices, --days, --interval and --repeats must be positive")
+    server = database_url or get_settings().database_url
+    report = run_query_bench(_api_opener, server, database, devices, days, interval_s, repeats, reuse=reuse)
+    if not as_json:
+        click.echo(
+            f"{report['database']}: {report['readings']:,} readings, loaded in {report.get('load_s', '(reused)')} s"
+        )
+        for name, figures in report["queries"].items():
+            click.echo(f"{name:>22}: p50 {figures['p50_ms']} ms")
+        click.echo(f"{'size':>22}: {report['size']['total_mb_per_million']} MB per million readings")
     click.echo(json.dumps(report))
 
 

@@ -1,6 +1,6 @@
-"""Readings read back as series for the API: raw rows of a device in a range, per-bucket
-avg/min/max/count (`time_bucket` with TimescaleDB, `date_bin` otherwise — one of two fixed
-statement texts, never built from input), window statistics and the latest reading.
+"""Readings read back as series for the API: raw rows of a device in a range, the latest reading
+and the device's recent rate. Bucketed reads and window statistics come from the history rollups
+(`gridmon.storage.rollups`).
 
 What predictive maintenance reads from the same table is `gridmon.storage.maintenance_reads`.
 """
@@ -16,18 +16,6 @@ _RAW = """
 SELECT ts, voltage, current, temperature, extra FROM sensor_readings
 WHERE device_id = %s AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s
 """
-_BUCKETED_TAIL = """ AS b, count(*), avg(voltage), min(voltage), max(voltage), avg(current), min(current), max(current),
-       avg(temperature), min(temperature), max(temperature)
-FROM sensor_readings WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
-GROUP BY b ORDER BY b
-"""
-_BUCKETED_TIMESCALE = "SELECT time_bucket(%(width)s, ts)" + _BUCKETED_TAIL
-_BUCKETED_DATE_BIN = "SELECT date_bin(%(width)s, ts, %(origin)s)" + _BUCKETED_TAIL
-_STATS = """
-SELECT count(*), avg(voltage), min(voltage), max(voltage), avg(current), min(current), max(current),
-       avg(temperature), min(temperature), max(temperature)
-FROM sensor_readings WHERE device_id = %s AND ts > %s
-"""
 _LATEST = """
 SELECT ts, voltage, current, temperature, extra FROM sensor_readings WHERE device_id = %s ORDER BY ts DESC LIMIT 1
 """
@@ -39,11 +27,6 @@ SELECT count(*) FROM (
     LIMIT %(cap)s
 ) s
 """
-_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")  # buckets aligned to UTC midnight
-
-def has_timescale(conn: psycopg.Connection) -> bool:
-    """Whether the TimescaleDB extension (and so `time_bucket`) is installed."""
-    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
 
 
 def raw_readings(
@@ -51,22 +34,6 @@ def raw_readings(
 ) -> list[tuple[Any, ...]]:
     """(ts, voltage, current, temperature, extra) rows in [start, end), oldest first, at most `limit`."""
     return conn.execute(_RAW, (device_id, start, end, limit)).fetchall()
-
-
-def bucketed_readings(
-    conn: psycopg.Connection, device_id: str, start: datetime, end: datetime, width: timedelta, *, timescale: bool
-) -> list[tuple[Any, ...]]:
-    """(bucket start, count, then avg/min/max of voltage, current, temperature) per non-empty bucket."""
-    query = _BUCKETED_TIMESCALE if timescale else _BUCKETED_DATE_BIN
-    params = {"device": device_id, "start": start, "end": end, "width": width, "origin": _ORIGIN}
-    return conn.execute(query, params).fetchall()
-
-
-def window_stats(conn: psycopg.Connection, device_id: str, since: datetime) -> tuple[Any, ...]:
-    """(count, then avg/min/max of voltage, current, temperature) of the readings after `since`."""
-    row = conn.execute(_STATS, (device_id, since)).fetchone()
-    assert row is not None  # an aggregate without GROUP BY always gives one row
-    return tuple(row)
 
 
 def latest_reading(conn: psycopg.Connection, device_id: str) -> tuple[Any, ...] | None:

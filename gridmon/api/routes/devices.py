@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gridmon.api.auth import AdminAccess, ReadAccess
@@ -22,7 +22,8 @@ from gridmon.api.params import (
     encode_cursor,
     now_utc,
 )
-from gridmon.storage import devices, series
+from gridmon.api.routes.readings import has_timescale
+from gridmon.storage import devices, rollups, series
 from gridmon.storage.db import connection
 
 router = APIRouter(tags=["devices"], responses=DATA_RESPONSES)
@@ -121,6 +122,7 @@ WINDOWS: dict[str, timedelta] = {
 }
 Window = Literal["15m", "1h", "6h", "24h", "7d", "30d"]
 
+
 def _summary(row: dict[str, Any]) -> DeviceSummary:
     return DeviceSummary(
         device_id=row["device_id"],
@@ -174,6 +176,7 @@ def list_devices(
     summary="One device with avg/min/max per metric over a window",
 )
 def get_device(
+    request: Request,
     device_id: DeviceId,
     window: Annotated[Window, Query(description="Statistics over the last …")] = "24h",
 ) -> DeviceDetail:
@@ -181,7 +184,8 @@ def get_device(
     start = end - WINDOWS[window]
     with connection() as conn:
         summary = fetch_summary(conn, device_id)
-        stats = series.window_stats(conn, device_id, start)
+        timescale = has_timescale(request, conn)
+        stats = rollups.totals(conn, device_id, start, end, timescale=timescale)
         latest = series.latest_reading(conn, device_id)
     window_stats = WindowStats(
         window=window,

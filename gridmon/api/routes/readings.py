@@ -1,9 +1,12 @@
 """`GET /devices/{id}/readings`: raw rows or per-bucket avg/min/max/count over a time range.
 
-Buckets are computed in the database: `time_bucket` when the TimescaleDB extension is installed,
-PostgreSQL's `date_bin` otherwise (both aligned to UTC midnight, so they give the same buckets).
-The range and the number of rows or buckets per response are bounded; a raw response that hit the
-bound says so and tells where to continue.
+Buckets are computed in the database (aligned to UTC midnight) by `gridmon.storage.rollups`: from
+the coarsest history rollup (1 hour, 1 minute) whose bucket divides the requested one, and from
+the raw rows only for short ranges (and the partial rollup buckets at the range's edges). The
+answer is the same on TimescaleDB and on plain PostgreSQL. The range and the number of rows or
+buckets per response are bounded; a raw response that hit the bound says so and tells where to
+continue; the part of a range aggregated from raw rows is bounded by
+GRIDMON_API_MAX_ROWS_PER_REQUEST.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pydantic import BaseModel, Field
 from gridmon.api.auth import ReadAccess
 from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND, ErrorBody
 from gridmon.api.params import DeviceId, IsoDatetime, aware, now_utc, shifted
-from gridmon.storage import devices, series
+from gridmon.storage import devices, rollups, series
 from gridmon.storage.db import connection
 
 router = APIRouter(tags=["readings"], responses=DATA_RESPONSES)
@@ -72,10 +75,10 @@ class Readings(BaseModel):
 
 
 def has_timescale(request: Request, conn: psycopg.Connection) -> bool:
-    """Whether `time_bucket` is available (looked up once per app)."""
+    """Whether the rollups are continuous aggregates (looked up once per app)."""
     cached: bool | None = getattr(request.app.state, "timescale", None)
     if cached is None:
-        cached = series.has_timescale(conn)
+        cached = rollups.is_timescale(conn)
         request.app.state.timescale = cached
     return cached
 
@@ -126,8 +129,9 @@ def get_readings(
         int, Query(ge=1, le=MAX_RAW_ROWS, description=f"Raw rows per response (1–{MAX_RAW_ROWS}).")
     ] = DEFAULT_RAW_ROWS,
 ) -> Readings:
-    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise, and a
-    bucketed range to about GRIDMON_API_MAX_ROWS_PER_REQUEST readings (400 beyond)."""
+    """Ranges are limited: 31 days for raw rows, 10,000 buckets and 10 years otherwise, and the
+    part of a bucketed range read from raw rows (not from a rollup) to about
+    GRIDMON_API_MAX_ROWS_PER_REQUEST readings (400 beyond)."""
     start, end = _resolve_range(start, end)
     span = end - start
     if span > MAX_RANGE:
@@ -155,9 +159,11 @@ def get_readings(
                 result.truncated = True
                 result.next_start = rows[limit][0]
             return result
-        _within_budget(request, conn, device_id, end - start)
-        timescale = has_timescale(request, conn)
-        rows = series.bucketed_readings(conn, device_id, start, end, BUCKETS[bucket], timescale=timescale)
+        width = BUCKETS[bucket]
+        plan = rollups.plan(conn, start, end, width, timescale=has_timescale(request, conn))
+        if plan.raw_span > timedelta(0):
+            _within_budget(request, conn, device_id, plan.raw_span)
+        rows = rollups.bucketed(conn, device_id, plan, width)
     result.buckets = [
         BucketRow(start=r[0], count=r[1], voltage=_stats(r, 2), current=_stats(r, 5), temperature=_stats(r, 8))
         for r in rows
