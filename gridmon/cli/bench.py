@@ -29,6 +29,7 @@ def bench() -> None:
 @click.option("--database", default="gridmon_bench", show_default=True, help="Database used (created, truncated).")
 @click.option("--broker-url", default=None, help="Celery broker (default: a private redis-server).")
 @click.option("--sparkplug", is_flag=True, help="Publish the readings as Sparkplug B messages instead of JSON.")
+@click.option("--seq", is_flag=True, help="JSON payloads carry a per-device `seq` (ingest counts gaps).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result line.")
 def ingest_cmd(
     readings: int,
@@ -38,6 +39,7 @@ def ingest_cmd(
     database: str,
     broker_url: str | None,
     sparkplug: bool,
+    seq: bool,
     as_json: bool,
 ) -> None:
     """Publisher → Mosquitto → bridge → Celery → PostgreSQL, live and drain phases."""
@@ -54,6 +56,7 @@ def ingest_cmd(
         workers=workers,
         broker_url=broker_url,
         sparkplug=sparkplug,
+        seq=seq,
     )
     if not as_json:
         for key, value in result.items():

@@ -2,7 +2,9 @@
 
 Called by the `workers.ingest.ingest_batch` task (and by tests directly). The batch is the wire
 format of `gridmon.domain.wire`. In order:
-1. readings and the bridge's dead letters are written in one transaction (`gridmon.storage.readings`);
+1. readings and the bridge's dead letters are written in one transaction (`gridmon.storage.readings`),
+   with the gaps in the devices' `seq` recomputed for the span the batch touched
+   (`gridmon.storage.seq_gaps`);
 2. the stored readings are checked against the safety limits and any findings are folded into
    alerts through the same episode tracker and outbox as the scan (`gridmon.alerts.tracker`), so
    a 260 V reading alerts within one batch instead of waiting for the next scan;
@@ -93,8 +95,6 @@ def store_batch(
     screen did not foresee is narrowed down to the refused rows), never the whole batch's fate."""
     settings = get_settings()
     dead_letters = [decode_dead(item) for item in dead or ()]
-    if any(len(r) > 6 for r in readings):  # Sparkplug readings carry their seq; the table has none
-        readings = [core_row(r) for r in readings]
     status_events = 0
     rows, rejected = screen_rows(readings)
     if rejected:
@@ -134,6 +134,8 @@ def store_batch(
         result.dead_letters,
         (time.monotonic() - started) * 1000,
     )
+    if any(len(r) > 6 for r in rows):  # the safety check reads the reading, not its seq
+        rows = [core_row(r) for r in rows]
     events = check_safety_limits(rows, wrote_events=status_events > 0)
     return IngestReport(
         len(readings),

@@ -1,0 +1,149 @@
+"""`reading_gaps`: which readings never arrived, from the devices' own sequence numbers.
+
+A device that sends `seq` (0, 1, 2, … per reading, wrapping at 2^32) lets ingest see what the
+broker dropped. Readings are ordered by time per device; for two consecutive stored readings
+with seqs p then s:
+- s > p: s - p - 1 readings are missing (0 when they follow each other);
+- s < p after a wrap (p in the top 2^16 values, s in the bottom 2^16): s + 2^32 - p - 1 missing;
+- any other step backwards (a reset to 0, a jump back: the device restarted) or an equal seq
+  (the same reading sent again with another time): nothing missing;
+- a reading without seq on either side: nothing known, nothing counted.
+The count is stored on the later reading's row in `reading_gaps` (only where it is above 0).
+
+Idempotent by construction: after a batch is written, the gaps are *recomputed from the stored
+readings* over the span each device's batch touched — from the device's last stored reading before
+the batch to its first stored reading after it — replacing what `reading_gaps` held for that span.
+A redelivered batch, duplicates, readings arriving out of order or late (filling a gap) therefore
+all end up with the counts the complete table implies. Concurrent batches of one device are
+serialised by the `devices` row each batch upserts first (locked by `ON CONFLICT DO UPDATE` until
+commit), so the later one recomputes with the earlier one's readings visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from gridmon.domain.readings import SEQ_MODULUS
+
+WRAP_WINDOW = 2**16
+"""A step from the top WRAP_WINDOW values of seq to the bottom WRAP_WINDOW is a wrap-around."""
+
+_CREATE_SPAN = """
+CREATE TEMP TABLE IF NOT EXISTS gridmon_seq_span (
+    device_id text, lo timestamptz, hi timestamptz
+) ON COMMIT DELETE ROWS
+"""
+# The batch's seq readings per device, widened to the neighbouring stored readings.
+_FILL_SPAN = """
+INSERT INTO gridmon_seq_span (device_id, lo, hi)
+SELECT s.device_id,
+       coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts < s.lo
+                 ORDER BY r.ts DESC LIMIT 1), s.lo),
+       coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts > s.hi
+                 ORDER BY r.ts LIMIT 1), s.hi)
+FROM (SELECT device_id, to_timestamp(min(ts_epoch)) AS lo, to_timestamp(max(ts_epoch)) AS hi
+      FROM gridmon_staging WHERE seq IS NOT NULL GROUP BY device_id) s
+"""
+_CLEAR = """
+DELETE FROM reading_gaps g USING gridmon_seq_span b
+WHERE g.device_id = b.device_id AND g.ts > b.lo AND g.ts <= b.hi
+"""
+_RECOMPUTE = f"""
+INSERT INTO reading_gaps (device_id, ts, missing)
+SELECT device_id, ts, missing FROM (
+    SELECT device_id, ts, lo,
+           CASE WHEN p IS NULL OR s IS NULL THEN 0
+                WHEN s > p THEN s - p - 1
+                WHEN p >= {SEQ_MODULUS - WRAP_WINDOW} AND s < {WRAP_WINDOW} THEN s + {SEQ_MODULUS} - p - 1
+                ELSE 0 END AS missing
+    FROM (SELECT r.device_id, r.ts, b.lo, r.seq AS s,
+                 lag(r.seq) OVER (PARTITION BY r.device_id ORDER BY r.ts) AS p
+          FROM gridmon_seq_span b
+          JOIN sensor_readings r ON r.device_id = b.device_id AND r.ts >= b.lo AND r.ts <= b.hi) pairs
+) steps
+WHERE ts > lo AND missing > 0
+"""
+
+
+def recompute_gaps(cur: psycopg.Cursor) -> None:
+    """Recompute `reading_gaps` over the spans the staged batch (`gridmon_staging`) touched, in
+    the caller's transaction, after the batch was moved into `sensor_readings`."""
+    cur.execute(_CREATE_SPAN)
+    cur.execute(_FILL_SPAN)
+    cur.execute(_CLEAR)
+    cur.execute(_RECOMPUTE)
+
+
+def missing_for_device(conn: psycopg.Connection, device_id: str) -> int:
+    """Readings the device's sequence says never arrived, since it was first seen."""
+    query = "SELECT coalesce(sum(missing), 0) FROM reading_gaps WHERE device_id = %s"
+    row = conn.execute(query, (device_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def missing_total(conn: psycopg.Connection) -> int:
+    """Readings missing over the whole fleet."""
+    row = conn.execute("SELECT coalesce(sum(missing), 0) FROM reading_gaps").fetchone()
+    return int(row[0]) if row else 0
+
+
+def missing_by_device(conn: psycopg.Connection, device_ids: list[str]) -> dict[str, int]:
+    """Missing readings of each of `device_ids` that has any."""
+    rows = conn.execute(
+        "SELECT device_id, sum(missing) FROM reading_gaps WHERE device_id = ANY(%s) GROUP BY device_id",
+        (device_ids,),
+    ).fetchall()
+    return {str(d): int(n) for d, n in rows}
+
+
+def top_missing(conn: psycopg.Connection, limit: int) -> list[tuple[str, int]]:
+    """The `limit` devices with the most missing readings, most first."""
+    rows = conn.execute(
+        "SELECT device_id, sum(missing) AS n FROM reading_gaps GROUP BY device_id ORDER BY n DESC, device_id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [(str(d), int(n)) for d, n in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class HourGaps:
+    """One hour of a device: readings stored (with or without seq) and readings missing."""
+
+    hour: datetime
+    received: int
+    missing: int
+
+
+def hourly_gaps(conn: psycopg.Connection, device_id: str, start: datetime, end: datetime) -> list[HourGaps]:
+    """Per hour in [start, end): readings received and missing (hours with neither are left out)."""
+    rows = conn.execute(
+        """
+        WITH got AS (SELECT date_trunc('hour', ts) AS hour, count(*) AS n FROM sensor_readings
+                     WHERE device_id = %(d)s AND ts >= %(s)s AND ts < %(e)s GROUP BY 1),
+             lost AS (SELECT date_trunc('hour', ts) AS hour, sum(missing) AS n FROM reading_gaps
+                      WHERE device_id = %(d)s AND ts >= %(s)s AND ts < %(e)s GROUP BY 1)
+        SELECT coalesce(got.hour, lost.hour), coalesce(got.n, 0), coalesce(lost.n, 0)
+        FROM got FULL JOIN lost ON got.hour = lost.hour ORDER BY 1
+        """,
+        {"d": device_id, "s": start, "e": end},
+    ).fetchall()
+    return [HourGaps(hour, int(received), int(missing)) for hour, received, missing in rows]
+
+
+def window_shares(conn: psycopg.Connection, since: datetime, min_missing: int) -> list[tuple[str, int, int]]:
+    """(device_id, received, missing) of every device with at least `min_missing` readings
+    missing since `since` (the `data_gap` check)."""
+    rows = conn.execute(
+        """
+        SELECT g.device_id,
+               (SELECT count(*) FROM sensor_readings r WHERE r.device_id = g.device_id AND r.ts >= %(s)s),
+               g.n
+        FROM (SELECT device_id, sum(missing) AS n FROM reading_gaps WHERE ts >= %(s)s GROUP BY device_id) g
+        WHERE g.n >= %(m)s ORDER BY g.device_id
+        """,
+        {"s": since, "m": min_missing},
+    ).fetchall()
+    return [(str(d), int(received), int(missing)) for d, received, missing in rows]
