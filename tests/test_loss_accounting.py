@@ -7,15 +7,21 @@ real database and reads `reading_gaps` back; none of the harmless cases may prod
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from gridmon import metrics
+from gridmon.alerts.gaps import check_gaps
 from gridmon.domain.readings import BAD_SEQ, Reading, Rejection, parse_reading
 from gridmon.jobs.ingest import store_batch
 from gridmon.simulator.payload import encode_reading
 from gridmon.storage.seq_gaps import missing_for_device, missing_total
+from tests.api_support import READER, ClientFactory, bearer, make_client
+
+__all__ = ["make_client"]  # the fixture, re-exported for pytest
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z
 WRAP = 2**32
@@ -197,3 +203,55 @@ def test_bad_seq_row_in_a_batch_becomes_a_dead_letter(db: psycopg.Connection) ->
     report = store_batch([row(0, 0), row(-4, 1), row(2, 2)])
     assert (report.inserted, report.dead_letters) == (2, 1)
     assert db.execute("SELECT reason FROM dead_letters").fetchone() == (BAD_SEQ,)
+
+
+def test_missing_counter_counts_new_gaps_once(db: psycopg.Connection) -> None:
+    counter = metrics.ingest().missing
+    before = counter._value.get()
+    batch = [row(s, s) for s in (0, 1, 5, 6, 9)]  # 3 + 2 missing
+    store_batch(batch)
+    store_batch(batch)  # redelivered: nothing new
+    assert counter._value.get() - before == 5
+    store_batch([row(2, 2)])  # a late reading fills one: the counter does not go back
+    assert counter._value.get() - before == 5
+    assert missing_for_device(db, "dev_a") == 4
+
+
+def test_api_reports_readings_missing_per_device_and_per_hour(db: psycopg.Connection, make_client: ClientFactory) -> None:
+    hour = 3600 * (int(T0) // 3600 + 1) - T0  # seconds from T0 to the next full hour
+    first = [row(s, s) for s in range(0, 10)] + [row(s, s) for s in range(14, 20)]  # 4 missing, first hour
+    second = [row(s, int(hour) + s) for s in (30, 31, 40)]  # 20..29 then 32..39 missing: in the second hour
+    store_batch(first + second + readings([0, 1, 2], device="dev_b"))
+    client = make_client(read=READER)
+    detail = client.get("/devices/dev_a", headers=bearer(READER))
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["readings_missing"] == 4 + 10 + 8
+    listed = client.get("/devices", headers=bearer(READER)).json()["items"]
+    assert {d["device_id"]: d["readings_missing"] for d in listed} == {"dev_a": 22, "dev_b": 0}
+    start = datetime.fromtimestamp(T0 - T0 % 3600, UTC)
+    series = client.get(
+        "/devices/dev_a/readings",
+        params={"bucket": "1h", "start": start.isoformat(), "end": (start + timedelta(hours=3)).isoformat()},
+        headers=bearer(READER),
+    )
+    assert series.status_code == 200, series.text
+    assert [(b["count"], b["missing"]) for b in series.json()["buckets"]] == [(16, 4), (3, 18)]
+
+
+def test_data_gap_alert_opens_above_the_share_and_resolves(db: psycopg.Connection) -> None:
+    kept = [s for s in range(100) if s % 10 != 5]  # 10 % missing
+    store_batch([row(s, s) for s in kept] + [row(s, s, "dev_b") for s in range(100)])
+    now = T0 + 120
+    with db.transaction():
+        events = check_gaps(db, share=0.05, window_s=3600, min_missing=5, now=now)
+    assert [(e.device_id, e.event, e.metric) for e in events] == [("dev_a", "opened", "data_gap")]
+    alert = db.execute("SELECT kind, state, value, round(score::numeric, 3)::float8 FROM alerts").fetchone()
+    assert alert == ("data_gap", "open", 10.0, 0.1)
+    assert db.execute("SELECT count(*) FROM alert_outbox").fetchone() == (1,)
+    with db.transaction():  # the same loss: refreshed, no new event
+        assert check_gaps(db, share=0.05, window_s=3600, min_missing=5, now=now + 1) == []
+    with db.transaction():  # a stricter minimum count: the loss no longer qualifies, the alert resolves
+        events = check_gaps(db, share=0.05, window_s=3600, min_missing=50, now=now + 2)
+    assert [(e.device_id, e.event) for e in events] == [("dev_a", "resolved")]
+    with db.transaction():  # the window moved past the loss
+        assert check_gaps(db, share=0.05, window_s=60, min_missing=5, now=now + 3600) == []

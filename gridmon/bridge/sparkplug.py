@@ -277,7 +277,7 @@ class SparkplugHandler:
         # device's readings, so it cannot tell a device's missing readings: it is not passed on.
         ts = message.timestamp / 1000.0 if message.HasField("timestamp") else _metric_timestamp(message)
         result = reading_from_values(parsed.device_id, ts, values, now, max_future_s=self._max_future_s)
-        return result if isinstance(result, Rejection) else tuple(result)
+        return result if isinstance(result, Rejection) else tuple(result[:6])
 
     def _request_rebirth(self, parsed: spb.Topic, now: float) -> None:
         node = (parsed.group, parsed.node)

@@ -122,6 +122,8 @@ def store_batch(
     committed = time.time()
     m.stored.inc(result.inserted)
     m.duplicates.inc(result.duplicates)
+    if result.missing_change > 0:
+        m.missing.inc(result.missing_change)
     m.batch_size.observe(len(readings))
     metrics.observe_many(m.latency, [max(committed - float(row[1]), 0.0) for row in rows])
     for reason, count in Tally(d.reason for d in dead_letters).items():
@@ -164,14 +166,16 @@ def _write_narrowing(
     """Write what the database takes, halving refused chunks (each in a savepoint) down to the
     single rows it refuses, which become `ingest_refused` dead letters. Returns (result, refused)."""
     now = time.time()
-    inserted = 0
+    inserted = missing_change = 0
     refused: list[DeadLetter] = []
     pending: list[Sequence[Sequence[Any]]] = [rows]
     while pending:
         chunk = pending.pop()
         try:
             with conn.transaction():
-                inserted += write_readings(conn, chunk).inserted
+                written_chunk = write_readings(conn, chunk)
+                inserted += written_chunk.inserted
+                missing_change += written_chunk.missing_change
         except REFUSED_ERRORS as exc:
             if len(chunk) > 1:
                 pending += [chunk[len(chunk) // 2 :], chunk[: len(chunk) // 2]]
@@ -185,7 +189,7 @@ def _write_narrowing(
     with conn.cursor() as cur:
         written = write_dead_letters(cur, [*letters, *refused])
     stored = len(rows) - len(refused)
-    return WriteResult(len(rows), inserted, stored - inserted, written), len(refused)
+    return WriteResult(len(rows), inserted, stored - inserted, written, missing_change), len(refused)
 
 
 def check_safety_limits(rows: Sequence[Sequence[Any]], *, wrote_events: bool = False) -> int:

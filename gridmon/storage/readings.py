@@ -65,6 +65,7 @@ class WriteResult:
     inserted: int
     duplicates: int
     dead_letters: int
+    missing_change: int = 0  # how the batch changed the readings missing by seq (`seq_gaps`)
 
 
 def _escape(text: str) -> str:
@@ -146,6 +147,7 @@ def write_readings(
     optionally seq) and its dead letters in the caller's transaction; with any seq in the batch,
     recompute the gaps it touched."""
     inserted = 0
+    missing_change = 0
     with_seq = any(len(r) > 6 and r[6] is not None for r in readings)
     with conn.cursor() as cur:
         if readings:
@@ -160,9 +162,9 @@ def write_readings(
             inserted = max(cur.rowcount, 0)
             cur.execute(_UPSERT_DEVICES)
             if with_seq:
-                recompute_gaps(cur)
+                missing_change = recompute_gaps(cur)
         n_dead = write_dead_letters(cur, dead)
-    return WriteResult(len(readings), inserted, len(readings) - inserted, n_dead)
+    return WriteResult(len(readings), inserted, len(readings) - inserted, n_dead, missing_change)
 
 
 def count_readings(conn: psycopg.Connection) -> int:

@@ -22,7 +22,7 @@ commit), so the later one recomputes with the earlier one's readings visible.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -48,10 +48,13 @@ FROM (SELECT device_id, to_timestamp(min(ts_epoch)) AS lo, to_timestamp(max(ts_e
       FROM gridmon_staging WHERE seq IS NOT NULL GROUP BY device_id) s
 """
 _CLEAR = """
-DELETE FROM reading_gaps g USING gridmon_seq_span b
-WHERE g.device_id = b.device_id AND g.ts > b.lo AND g.ts <= b.hi
+WITH gone AS (
+    DELETE FROM reading_gaps g USING gridmon_seq_span b
+    WHERE g.device_id = b.device_id AND g.ts > b.lo AND g.ts <= b.hi RETURNING g.missing
+) SELECT coalesce(sum(missing), 0) FROM gone
 """
 _RECOMPUTE = f"""
+WITH found AS (
 INSERT INTO reading_gaps (device_id, ts, missing)
 SELECT device_id, ts, missing FROM (
     SELECT device_id, ts, lo,
@@ -65,16 +68,20 @@ SELECT device_id, ts, missing FROM (
           JOIN sensor_readings r ON r.device_id = b.device_id AND r.ts >= b.lo AND r.ts <= b.hi) pairs
 ) steps
 WHERE ts > lo AND missing > 0
+RETURNING missing
+) SELECT coalesce(sum(missing), 0) FROM found
 """
 
 
-def recompute_gaps(cur: psycopg.Cursor) -> None:
+def recompute_gaps(cur: psycopg.Cursor) -> int:
     """Recompute `reading_gaps` over the spans the staged batch (`gridmon_staging`) touched, in
-    the caller's transaction, after the batch was moved into `sensor_readings`."""
+    the caller's transaction, after the batch was moved into `sensor_readings`. Returns how the
+    missing count changed (negative when late readings filled gaps; for the metrics only)."""
     cur.execute(_CREATE_SPAN)
     cur.execute(_FILL_SPAN)
-    cur.execute(_CLEAR)
-    cur.execute(_RECOMPUTE)
+    before = cur.execute(_CLEAR).fetchone()
+    after = cur.execute(_RECOMPUTE).fetchone()
+    return int(after[0] if after else 0) - int(before[0] if before else 0)
 
 
 def missing_for_device(conn: psycopg.Connection, device_id: str) -> int:
@@ -147,3 +154,21 @@ def window_shares(conn: psycopg.Connection, since: datetime, min_missing: int) -
         {"s": since, "m": min_missing},
     ).fetchall()
     return [(str(d), int(received), int(missing)) for d, received, missing in rows]
+
+
+_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")  # the readings API's bucket alignment
+_MISSING_TAIL = """ AS b, sum(missing) FROM reading_gaps
+WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s GROUP BY b
+"""
+_MISSING_TIMESCALE = "SELECT time_bucket(%(width)s, ts)" + _MISSING_TAIL
+_MISSING_DATE_BIN = "SELECT date_bin(%(width)s, ts, %(origin)s)" + _MISSING_TAIL
+
+
+def bucketed_missing(
+    conn: psycopg.Connection, device_id: str, start: datetime, end: datetime, width: timedelta, *, timescale: bool
+) -> dict[datetime, int]:
+    """Missing readings per bucket (the buckets of `gridmon.storage.series.bucketed_readings`);
+    a gap counts in the bucket of the reading that followed it."""
+    query = _MISSING_TIMESCALE if timescale else _MISSING_DATE_BIN
+    params = {"device": device_id, "start": start, "end": end, "width": width, "origin": _ORIGIN}
+    return {b: int(n) for b, n in conn.execute(query, params).fetchall()}

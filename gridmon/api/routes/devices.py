@@ -22,7 +22,7 @@ from gridmon.api.params import (
     encode_cursor,
     now_utc,
 )
-from gridmon.storage import devices, series
+from gridmon.storage import devices, seq_gaps, series
 from gridmon.storage.db import connection
 
 router = APIRouter(tags=["devices"], responses=DATA_RESPONSES)
@@ -79,6 +79,9 @@ class DeviceSummary(BaseModel):
     risk_level: Annotated[str | None, Field(description="Latest maintenance prediction's risk level.")] = None
     risk_score: float | None = None
     risk_computed_at: datetime | None = None
+    readings_missing: int = Field(
+        0, description="Readings the device's `seq` says never arrived, since it was first seen (0 without `seq`)."
+    )
     profile: DeviceProfile
 
 
@@ -132,6 +135,7 @@ def _summary(row: dict[str, Any]) -> DeviceSummary:
         risk_level=row["risk_level"],
         risk_score=row["risk_score"],
         risk_computed_at=row["risk_computed_at"],
+        readings_missing=row.get("readings_missing", 0),
         profile=DeviceProfile(**{column: row[column] for column in devices.PROFILE_COLUMNS}),
     )
 
@@ -145,7 +149,7 @@ def fetch_summary(conn: Any, device_id: str) -> DeviceSummary:
     row = devices.get_summary(conn, device_id, stale_after=_stale())
     if row is None:
         raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
-    return _summary(row)
+    return _summary({**row, "readings_missing": seq_gaps.missing_for_device(conn, device_id)})
 
 
 @router.get("/devices", response_model=Page[DeviceSummary], dependencies=ReadAccess, summary="List devices")
@@ -161,7 +165,8 @@ def list_devices(
         rows = devices.list_summaries(
             conn, after=after, status=status, kind=kind, stale_after=_stale(), limit=limit + 1
         )
-    items = [_summary(row) for row in rows[:limit]]
+        missing = seq_gaps.missing_by_device(conn, [row["device_id"] for row in rows[:limit]])
+    items = [_summary({**row, "readings_missing": missing.get(row["device_id"], 0)}) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].device_id) if len(rows) > limit else None
     return Page[DeviceSummary](items=items, next_cursor=next_cursor)
 
