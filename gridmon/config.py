@@ -330,6 +330,10 @@ class Settings(BaseSettings):
     stale_min_s: float = Field(30.0, ge=0, validation_alias=_env("STALE_MIN_S"))
     """…and for at least this long, so a fast device's hiccup is not an alert."""
 
+    broker_selftest: bool = Field(False, validation_alias=_env("BROKER_SELFTEST"))
+    """At bridge start (and `gridmon up` external mode): publish a burst of 1,100 messages to a
+    throwaway persistent session to check the broker keeps them (warns with the setting to change)."""
+
     data_gap_share: float = Field(0.05, gt=0, le=1, validation_alias=_env("DATA_GAP_SHARE"))
     """A device whose `seq` shows more than this share of its readings missing within
     `data_gap_window_s` raises a `data_gap` alert (resolved once the share is back at or below it)."""
