@@ -29,11 +29,6 @@ KIND = "data_gap"
 SEVERITY = "medium"
 
 
-def _open_gap_alerts(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute("SELECT device_id FROM alerts WHERE kind = 'data_gap' AND state <> 'resolved'").fetchall()
-    return {str(r[0]) for r in rows}
-
-
 def check_gaps(
     conn: psycopg.Connection,
     *,
@@ -51,7 +46,7 @@ def check_gaps(
         if ratio > share:
             lossy[device_id] = (received, missing, ratio)
     events: list[AlertEvent] = []
-    for device_id in sorted(set(lossy) | _open_gap_alerts(conn)):
+    for device_id in sorted(set(lossy) | store.devices_with_open(conn, KIND)):
         store.lock_key(conn, device_id, METRIC)
         current = store.open_alert(conn, device_id, METRIC)
         if device_id not in lossy:

@@ -96,6 +96,12 @@ def open_alert(conn: psycopg.Connection, device_id: str, metric: str) -> Row | N
         ).fetchone()
 
 
+def devices_with_open(conn: psycopg.Connection, kind: str) -> set[str]:
+    """Devices with an unresolved alert of `kind`."""
+    rows = conn.execute("SELECT device_id FROM alerts WHERE kind = %s AND state <> 'resolved'", (kind,)).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def open_anomaly(conn: psycopg.Connection, device_id: str) -> Row | None:
     """The unresolved anomaly alert of a device (one per device), row-locked, or None."""
     with conn.cursor(row_factory=dict_row) as cur:
