@@ -255,3 +255,16 @@ def test_data_gap_alert_opens_above_the_share_and_resolves(db: psycopg.Connectio
     assert [(e.device_id, e.event) for e in events] == [("dev_a", "resolved")]
     with db.transaction():  # the window moved past the loss
         assert check_gaps(db, share=0.05, window_s=60, min_missing=5, now=now + 3600) == []
+
+
+def test_devices_without_seq_get_an_interval_estimate_labelled_as_such(
+    db: psycopg.Connection, make_client: ClientFactory
+) -> None:
+    times = [k for k in range(1200) if not 900 <= k < 960]  # one a second for 20 min, 60 s missing
+    store_batch([[*row(None, k, "plain")[:6]] for k in times] + readings([0, 1, 5], device="counted"))
+    client = make_client(read=READER)
+    listed = {d["device_id"]: d for d in client.get("/devices", headers=bearer(READER)).json()["items"]}
+    assert (listed["plain"]["readings_missing"], listed["plain"]["readings_missing_estimate"]) == (0, 60)
+    assert (listed["counted"]["readings_missing"], listed["counted"]["readings_missing_estimate"]) == (3, None)
+    detail = client.get("/devices/plain", headers=bearer(READER)).json()
+    assert detail["readings_missing_estimate"] == 60
