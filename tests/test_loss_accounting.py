@@ -268,3 +268,33 @@ def test_devices_without_seq_get_an_interval_estimate_labelled_as_such(
     assert (listed["counted"]["readings_missing"], listed["counted"]["readings_missing_estimate"]) == (3, None)
     detail = client.get("/devices/plain", headers=bearer(READER)).json()
     assert detail["readings_missing_estimate"] == 60
+
+
+def test_concurrent_batches_of_one_device_interleaved_leave_no_false_gap(
+    db: psycopg.Connection, migrated_database: str
+) -> None:
+    """Two workers write interleaved halves of one device's sequence at the same time: the second
+    waits for the first's `devices` row lock and recomputes with its readings visible."""
+    import threading
+
+    from gridmon.storage.readings import write_readings
+
+    evens = [row(s, s) for s in range(0, 40, 2)]
+    odds = [row(s, s) for s in range(1, 40, 2)]
+    with psycopg.connect(migrated_database) as first, psycopg.connect(migrated_database) as second:
+        write_readings(first, evens)  # uncommitted: holds dev_a's devices row
+        done = threading.Event()
+
+        def other() -> None:
+            write_readings(second, odds)
+            second.commit()
+            done.set()
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert not done.wait(1.0)  # blocked behind the first transaction
+        first.commit()
+        worker.join(10)
+    assert done.is_set()
+    assert missing_for_device(db, "dev_a") == 0
+    assert db.execute("SELECT count(*) FROM sensor_readings").fetchone() == (40,)
