@@ -157,7 +157,8 @@ def write_readings(
                     copy.write(_copy_text_seq(readings))
             else:
                 with cur.copy(_COPY_STAGING) as copy:
-                    copy.write(_copy_text([r[:6] if len(r) > 6 else r for r in readings]))
+                    trailing = any(len(r) > 6 for r in readings)  # seq items, all None
+                    copy.write(_copy_text([r[:6] for r in readings] if trailing else readings))
             cur.execute(_MOVE)
             inserted = max(cur.rowcount, 0)
             cur.execute(_UPSERT_DEVICES)
