@@ -31,45 +31,54 @@ from gridmon.domain.readings import SEQ_MODULUS
 WRAP_WINDOW = 2**16
 """A step from the top WRAP_WINDOW values of seq to the bottom WRAP_WINDOW is a wrap-around."""
 
-_CREATE_SPAN = """
-CREATE TEMP TABLE IF NOT EXISTS gridmon_seq_span (
-    device_id text, lo timestamptz, hi timestamptz
-) ON COMMIT DELETE ROWS
-"""
-# The batch's seq readings per device, widened to the neighbouring stored readings.
-_FILL_SPAN = """
-INSERT INTO gridmon_seq_span (device_id, lo, hi)
-SELECT s.device_id,
-       coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts < s.lo
-                 ORDER BY r.ts DESC LIMIT 1), s.lo),
-       coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts > s.hi
-                 ORDER BY r.ts LIMIT 1), s.hi)
-FROM (SELECT device_id, to_timestamp(min(ts_epoch)) AS lo, to_timestamp(max(ts_epoch)) AS hi
-      FROM gridmon_staging WHERE seq IS NOT NULL GROUP BY device_id) s
-"""
-_CLEAR = """
-WITH gone AS (
-    DELETE FROM reading_gaps g USING gridmon_seq_span b
-    WHERE g.device_id = b.device_id AND g.ts > b.lo AND g.ts <= b.hi RETURNING g.missing
-) SELECT coalesce(sum(missing), 0) FROM gone
-"""
+# One statement per batch (one round trip, no temporary table). For each device of the batch's seq
+# readings, the span runs from the batch's first reading (`lo`) to the device's first stored
+# reading after the batch (`hi`, or the batch's last); the stored readings of the span, preceded
+# by the device's last stored reading before it, give every step whose later reading lies in the
+# span. Steps with readings missing are upserted into reading_gaps, steps without are deleted from
+# it (disjoint keys, so one statement can do both); gaps keyed inside the span are exactly these
+# steps, since a gap is keyed at a stored reading. Returns how the missing count changed.
 _RECOMPUTE = f"""
-WITH found AS (
-INSERT INTO reading_gaps (device_id, ts, missing)
-SELECT device_id, ts, missing FROM (
-    SELECT device_id, ts, lo,
+WITH span AS (
+    SELECT s.device_id, s.lo,
+           coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts > s.hi
+                     ORDER BY r.ts LIMIT 1), s.hi) AS hi
+    FROM (SELECT device_id, to_timestamp(min(ts_epoch)) AS lo, to_timestamp(max(ts_epoch)) AS hi
+          FROM gridmon_staging WHERE seq IS NOT NULL GROUP BY device_id) s
+),
+steps AS (
+    SELECT device_id, ts,
            CASE WHEN p IS NULL OR s IS NULL THEN 0
                 WHEN s > p THEN s - p - 1
                 WHEN p >= {SEQ_MODULUS - WRAP_WINDOW} AND s < {WRAP_WINDOW} THEN s + {SEQ_MODULUS} - p - 1
                 ELSE 0 END AS missing
-    FROM (SELECT r.device_id, r.ts, b.lo, r.seq AS s,
-                 lag(r.seq) OVER (PARTITION BY r.device_id ORDER BY r.ts) AS p
-          FROM gridmon_seq_span b
-          JOIN sensor_readings r ON r.device_id = b.device_id AND r.ts >= b.lo AND r.ts <= b.hi) pairs
-) steps
-WHERE ts > lo AND missing > 0
-RETURNING missing
-) SELECT coalesce(sum(missing), 0) FROM found
+    FROM (SELECT b.device_id, b.lo, r.ts, r.seq AS s,
+                 lag(r.seq) OVER (PARTITION BY b.device_id ORDER BY r.ts) AS p
+          FROM span b
+          -- LATERAL: index scans per device (a join over sensor_readings would read all of it)
+          CROSS JOIN LATERAL (
+              (SELECT ts, seq FROM sensor_readings r WHERE r.device_id = b.device_id AND r.ts < b.lo
+               ORDER BY r.ts DESC LIMIT 1)
+              UNION ALL
+              (SELECT ts, seq FROM sensor_readings r
+               WHERE r.device_id = b.device_id AND r.ts >= b.lo AND r.ts <= b.hi)
+          ) r) pairs
+    WHERE ts >= lo
+),
+earlier AS (
+    SELECT coalesce(sum(g.missing), 0) AS n FROM reading_gaps g
+    JOIN span b ON g.device_id = b.device_id AND g.ts >= b.lo AND g.ts <= b.hi
+),
+kept AS (
+    INSERT INTO reading_gaps (device_id, ts, missing) SELECT device_id, ts, missing FROM steps WHERE missing > 0
+    ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
+    RETURNING missing
+),
+gone AS (
+    DELETE FROM reading_gaps g USING steps n WHERE g.device_id = n.device_id AND g.ts = n.ts AND n.missing = 0
+    RETURNING g.missing
+)
+SELECT (SELECT coalesce(sum(missing), 0) FROM kept) - (SELECT n FROM earlier), (SELECT count(*) FROM gone)
 """
 
 
@@ -77,11 +86,10 @@ def recompute_gaps(cur: psycopg.Cursor) -> int:
     """Recompute `reading_gaps` over the spans the staged batch (`gridmon_staging`) touched, in
     the caller's transaction, after the batch was moved into `sensor_readings`. Returns how the
     missing count changed (negative when late readings filled gaps; for the metrics only)."""
-    cur.execute(_CREATE_SPAN)
-    cur.execute(_FILL_SPAN)
-    before = cur.execute(_CLEAR).fetchone()
-    after = cur.execute(_RECOMPUTE).fetchone()
-    return int(after[0] if after else 0) - int(before[0] if before else 0)
+    # Never prepared: a cached generic plan does not see how few devices a span holds and joins
+    # the whole of sensor_readings (measured: ~300 ms instead of ~25 ms per 1,000 devices).
+    row = cur.execute(_RECOMPUTE, prepare=False).fetchone()
+    return int(row[0]) if row else 0
 
 
 def missing_for_device(conn: psycopg.Connection, device_id: str) -> int:
