@@ -13,6 +13,8 @@ from gridmon.bridge.broker_check import SELFTEST_MESSAGES, check_broker, queue_s
 from gridmon.config import Settings, get_settings
 from gridmon.services.mosquitto import MosquittoProcess
 
+pytestmark = pytest.mark.slow  # starts private Mosquitto processes
+
 
 def _settings(monkeypatch: pytest.MonkeyPatch, port: int) -> Settings:
     monkeypatch.setenv("GRIDMON_MQTT_HOST", "127.0.0.1")
