@@ -338,6 +338,23 @@ class Settings(BaseSettings):
     stale_min_s: float = Field(30.0, ge=0, validation_alias=_env("STALE_MIN_S"))
     """…and for at least this long, so a fast device's hiccup is not an alert."""
 
+    broker_selftest: bool = Field(False, validation_alias=_env("BROKER_SELFTEST"))
+    """At bridge start (and `gridmon up` external mode): publish a burst of 1,100 messages to a
+    throwaway persistent session to check the broker keeps them (warns with the setting to change)."""
+
+    data_gap_share: float = Field(0.05, gt=0, le=1, validation_alias=_env("DATA_GAP_SHARE"))
+    """A device whose `seq` shows more than this share of its readings missing within
+    `data_gap_window_s` raises a `data_gap` alert (resolved once the share is back at or below it)."""
+
+    data_gap_window_s: float = Field(3600.0, gt=0, validation_alias=_env("DATA_GAP_WINDOW_S"))
+    """The window (seconds before the check) over which the missing share is measured."""
+
+    data_gap_min_missing: int = Field(10, ge=1, validation_alias=_env("DATA_GAP_MIN_MISSING"))
+    """…and at least this many readings missing in it, so one lost reading of a slow device is no alert."""
+
+    readings_missing_top_n: int = Field(10, ge=0, le=1000, validation_alias=_env("READINGS_MISSING_TOP_N"))
+    """API `/metrics`: the devices with the most missing readings get a per-device gauge (0 = none)."""
+
     pipeline_gap_s: float = Field(15.0, gt=0, validation_alias=_env("PIPELINE_GAP_S"))
     """A pause of the bridges' heartbeat longer than this is a pipeline outage: silence inside it
     is not a device's fault (no `no_data`). Keep it above `heartbeat_interval_s`."""

@@ -46,6 +46,7 @@ class IngestMetrics:
     batch_size: Histogram
     latency: Histogram
     failures: Counter
+    missing: Counter
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,6 +86,11 @@ def ingest() -> IngestMetrics:
             buckets=_LATENCY_BUCKETS,
         ),
         failures=Counter("gridmon_ingest_failures", "Ingest attempts that failed (to be retried)"),
+        missing=Counter(
+            "gridmon_readings_missing",
+            "Readings found missing by the devices' seq (net new per batch; late readings filling a gap "
+            "are not subtracted)",
+        ),
     )
 
 

@@ -203,7 +203,6 @@ def test_mapping_is_table_driven_and_carries_the_expected_band_when_the_row_has_
 
     assert am.alertname_for({"kind": "no_data", "metric": "no_data"}) == "GridNoData"
     assert am.alertname_for({"metric": "no_data"}) == "GridNoData"  # a row from before the kind column
-    monkeypatch.setitem(am.ALERTNAME_BY_KIND, "data_gap", am.DATA_GAP)  # the one line loss accounting adds
     assert am.anomaly_alert({**row, "kind": "data_gap"}, "http://x")["labels"]["alertname"] == "GridDataGap"
     maintenance = am.maintenance_alert(
         {"device_id": "d1", "risk_level": "high", "risk_score": 0.8, "predicted_failure_date": None,

@@ -1,7 +1,7 @@
 """History rollups: per device, 1-minute and 1-hour buckets of the three core metrics.
 
 Revision ID: 0011_rollups
-Revises: 0009_pipeline_outages
+Revises: 0010_loss_accounting
 Create Date: 2026-11-30
 
 Both relations, `readings_1m` and `readings_1h`, have the same columns on both databases:
@@ -25,7 +25,7 @@ import logging
 from alembic import op
 
 revision = "0011_rollups"
-down_revision = "0009_pipeline_outages"
+down_revision = "0010_loss_accounting"
 branch_labels = None
 depends_on = None
 

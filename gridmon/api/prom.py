@@ -4,7 +4,9 @@ The bridge (GRIDMON_BRIDGE_METRICS_PORT) and the workers (GRIDMON_WORKER_METRICS
 pipeline's counters; the API's `/metrics` serves the state that lives in tables: unresolved
 alerts, stored dead letters by reason, devices online/stale, the active model version, how far the
 scan trails the clock, the outbox rows each sink has not delivered, the scan and retrain intervals
-(so alerting rules can compare with them), plus the API's own request counters. The Celery queue
+(so alerting rules can compare with them), the readings missing per device for the top-N devices by the devices' `seq`
+(`gridmon_device_readings_missing`; the fleet counter `gridmon_readings_missing_total` is the workers'),
+plus the API's own request counters. The Celery queue
 depths come from `gridmon.api.prom_broker`. Results are cached for a few seconds so a tight scrape interval (or
 several scrapers) costs the database one round of queries, not one per scrape.
 """
@@ -27,7 +29,7 @@ from gridmon.config import get_settings
 from gridmon.jobs.publish import sink_names
 from gridmon.jobs.scan import LEGACY_SCAN
 from gridmon.storage import alerts as alert_store
-from gridmon.storage import dead_letters, model_versions, outbox, scan_state
+from gridmon.storage import dead_letters, model_versions, outbox, scan_state, seq_gaps
 from gridmon.storage import devices as device_store
 from gridmon.storage.db import connection, table_exists
 
@@ -94,7 +96,24 @@ def _families(conn: psycopg.Connection) -> list[Metric]:
             pending.add_metric([sink], count)
             oldest.add_metric([sink], age)
         out.extend((pending, oldest))
+
+    if table_exists(conn, "reading_gaps"):
+        out.extend(_missing_families(conn))
     return out
+
+
+def _missing_families(conn: psycopg.Connection) -> list[Metric]:
+    # The fleet's counter (`gridmon_readings_missing_total`) is the ingest workers'; a device
+    # label is bounded here by the top-N setting.
+    top = GaugeMetricFamily(
+        "gridmon_device_readings_missing",
+        "Readings missing per device, for the GRIDMON_READINGS_MISSING_TOP_N devices missing the most",
+        labels=["device"],
+    )
+    limit = get_settings().readings_missing_top_n
+    for device_id, missing in seq_gaps.top_missing(conn, limit) if limit else []:
+        top.add_metric([device_id], missing)
+    return [top]
 
 
 def _intervals() -> list[Metric]:

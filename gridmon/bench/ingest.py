@@ -12,6 +12,8 @@ copy_limit_rate: a plain COPY of the same N rows into a scratch table, same data
 With `sparkplug` the same readings travel as Sparkplug B messages of one edge node (an NBIRTH,
 then a DBIRTH per device's first reading and DDATA by alias for the rest: one message per
 reading) to a bridge subscribed to the group, so the two formats can be compared.
+With `seq` every JSON payload carries its device's reading counter, so ingest also does the gap
+accounting (`gridmon.storage.seq_gaps`): compare with and without to see what that costs.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ log = logging.getLogger(__name__)
 SPARKPLUG_GROUP = "gridmon-bench"
 
 
-def _payloads(n: int, devices: int, seed: int, sparkplug: bool) -> Iterator[tuple[str, bytes]]:
-    payloads = make_load_payloads(n, devices=devices, seed=seed)
+def _payloads(n: int, devices: int, seed: int, sparkplug: bool, seq: bool = False) -> Iterator[tuple[str, bytes]]:
+    payloads = make_load_payloads(n, devices=devices, seed=seed, seq=seq and not sparkplug)
     return sparkplug_load(payloads, group=SPARKPLUG_GROUP, node=f"bench-{seed}") if sparkplug else payloads
 
 
@@ -59,13 +61,13 @@ def _latencies(database_url: str) -> tuple[float, float]:
 
 
 def live_phase(
-    stack: IngestStack, n: int, rate: float | None, devices: int, sparkplug: bool = False
+    stack: IngestStack, n: int, rate: float | None, devices: int, sparkplug: bool = False, seq: bool = False
 ) -> tuple[PhaseResult, float, float]:
     stack.truncate()
     dup_before = stack.worker_counter("gridmon_readings_duplicate_total")
     started = time.time()
     stats = publish_readings(
-        _payloads(n, devices, 1, sparkplug),
+        _payloads(n, devices, 1, sparkplug, seq),
         host="127.0.0.1",
         port=stack.mosquitto.port,
         rate=rate,
@@ -78,12 +80,12 @@ def live_phase(
     return result, p50, p99
 
 
-def drain_phase(stack: IngestStack, n: int, devices: int, sparkplug: bool = False) -> PhaseResult:
+def drain_phase(stack: IngestStack, n: int, devices: int, sparkplug: bool = False, seq: bool = False) -> PhaseResult:
     stack.stop_bridge()
     stack.truncate()
     dup_before = stack.worker_counter("gridmon_readings_duplicate_total")
     stats = publish_readings(
-        _payloads(n, devices, 2, sparkplug),
+        _payloads(n, devices, 2, sparkplug, seq),
         host="127.0.0.1",
         port=stack.mosquitto.port,
         client_id="gridmon-bench-drain",
@@ -125,6 +127,7 @@ def run_ingest_bench(
     workers: int,
     broker_url: str | None = None,
     sparkplug: bool = False,
+    seq: bool = False,
 ) -> dict[str, Any]:
     extra = {"GRIDMON_SPARKPLUG_GROUP": SPARKPLUG_GROUP} if sparkplug else {}
     stack = IngestStack(database_url=database_url, workers=workers, broker_url=broker_url, extra_env=extra)
@@ -133,8 +136,8 @@ def run_ingest_bench(
         kind = database_kind(database_url)
         stack.start_bridge()
         stack.wait_flowing()
-        live, p50, p99 = live_phase(stack, readings, rate, devices, sparkplug)
-        drain = drain_phase(stack, readings, devices, sparkplug)
+        live, p50, p99 = live_phase(stack, readings, rate, devices, sparkplug, seq)
+        drain = drain_phase(stack, readings, devices, sparkplug, seq)
         limit = copy_limit(database_url, readings, devices)
     finally:
         stack.stop()
@@ -158,4 +161,5 @@ def run_ingest_bench(
         "devices": devices,
         "rate_target": rate,
         "format": "sparkplug" if sparkplug else "json",
+        "seq": seq and not sparkplug,
     }

@@ -33,9 +33,10 @@ class IngestStack:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gridmon-bench-")))
     client_id: str = "gridmon-bench-bridge"
     extra_env: dict[str, str] = field(default_factory=dict)
+    mosquitto_settings: dict[str, str] = field(default_factory=dict)  # e.g. a stock queue limit
 
     def __post_init__(self) -> None:
-        self.mosquitto = MosquittoProcess(self.workdir / "mosquitto")
+        self.mosquitto = MosquittoProcess(self.workdir / "mosquitto", settings=self.mosquitto_settings)
         self.redis = RedisProcess(self.workdir / "redis")
         self.worker_metrics_port = free_port()
         self.worker: Popen[bytes] | None = None

@@ -29,6 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from gridmon import metrics, tracing
 from gridmon.bridge.batcher import Ack, Batch, Batcher
+from gridmon.bridge.broker_check import check_broker
 from gridmon.bridge.mqtt import make_client, session_properties
 from gridmon.bridge.sparkplug import SparkplugHandler
 from gridmon.config import Settings, get_settings
@@ -281,6 +282,7 @@ def run(client_id: str | None = None) -> int:
         settings.batch_max_readings,
         settings.batch_max_age_ms,
     )
+    check_broker(settings, selftest=settings.broker_selftest)
     bridge.start()
     bridge.heartbeat()
     bridge.wait()

@@ -273,10 +273,11 @@ class SparkplugHandler:
         self._uncounted = 0
 
     def _reading(self, parsed: spb.Topic, values: dict[str, float], message: Any, now: float) -> Any:
-        seq = int(message.seq) if message.HasField("seq") else None
+        # Sparkplug's `seq` counts an edge node's messages (0-255, births included), not one
+        # device's readings, so it cannot tell a device's missing readings: it is not passed on.
         ts = message.timestamp / 1000.0 if message.HasField("timestamp") else _metric_timestamp(message)
-        result = reading_from_values(parsed.device_id, ts, values, now, max_future_s=self._max_future_s, seq=seq)
-        return result if isinstance(result, Rejection) else tuple(result)
+        result = reading_from_values(parsed.device_id, ts, values, now, max_future_s=self._max_future_s)
+        return result if isinstance(result, Rejection) else tuple(result[:6])
 
     def _request_rebirth(self, parsed: spb.Topic, now: float) -> None:
         node = (parsed.group, parsed.node)

@@ -36,6 +36,7 @@ def bench() -> None:
 )
 @click.option("--broker-url", default=None, help="Celery broker (default: a private redis-server).")
 @click.option("--sparkplug", is_flag=True, help="Publish the readings as Sparkplug B messages instead of JSON.")
+@click.option("--seq", is_flag=True, help="JSON payloads carry a per-device `seq` (ingest counts gaps).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result line.")
 def ingest_cmd(
     readings: int,
@@ -46,6 +47,7 @@ def ingest_cmd(
     database_url: str | None,
     broker_url: str | None,
     sparkplug: bool,
+    seq: bool,
     as_json: bool,
 ) -> None:
     """Publisher → Mosquitto → bridge → Celery → PostgreSQL, live and drain phases."""
@@ -62,6 +64,7 @@ def ingest_cmd(
         workers=workers,
         broker_url=broker_url,
         sparkplug=sparkplug,
+        seq=seq,
     )
     if not as_json:
         for key, value in result.items():

@@ -2,10 +2,9 @@
 
 Which `alertname` an alert gets is decided by a table, so a new kind of alert is one line:
 - `ALERTNAME_BY_KIND` maps the `alerts.kind` column: `limit` (safety limits) and `anomaly` (the
-  streaming detector) → `GridAnomaly`, `no_data` → `GridNoData`;
+  streaming detector) → `GridAnomaly`, `no_data` → `GridNoData`, `data_gap` (a device's `seq`
+  shows readings lost, `gridmon.alerts.gaps`) → `GridDataGap`;
 - a maintenance notification (outbox topic `maintenance`) is `GridMaintenance`.
-The loss-accounting alert kind `data_gap` (`GridDataGap`) does not exist yet; when it does, it
-gets its line in `ALERTNAME_BY_KIND`.
 
 Labels (the alert's identity in Alertmanager, all low-cardinality): `alertname`, `device`,
 `metric`, `severity`, `detector`, and the device profile's `kind` and `location` when set.
@@ -32,6 +31,7 @@ ALERTNAME_BY_KIND: dict[str, str] = {
     "limit": ANOMALY,
     "anomaly": ANOMALY,
     "no_data": NO_DATA,
+    "data_gap": DATA_GAP,
 }
 """Alert kinds (the `alerts.kind` column) → alertname; an unknown kind is `GridAnomaly`."""
 

@@ -45,7 +45,8 @@ DEVICE_ID_MAX = 64
 DEVICE_ID_RULE = "1-64 of A-Z a-z 0-9 _ . : - and not only dots"
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-_RESERVED = frozenset(("device_id", "timestamp", "ts", *CORE_METRICS, "extra"))
+_RESERVED = frozenset(("device_id", "timestamp", "ts", "seq", *CORE_METRICS, "extra"))
+SEQ_MODULUS = 2**32  # `seq` counts 0 … 2^32 - 1, then wraps around to 0
 
 # The one accepted time range, for every timestamp form (ISO-8601 with any offset, epoch seconds,
 # epoch milliseconds) and for the `sensor_readings.ts` CHECK (migration 0007): [2000-01-01,
@@ -61,7 +62,8 @@ DEFAULT_TOPIC_FILTER = "grid/sensors/#"
 
 class Reading(NamedTuple):
     """One validated reading. `ts` is UTC epoch seconds (microsecond resolution). `seq` is the
-    sender's message sequence number when its protocol has one (Sparkplug B), else None."""
+    device's own reading counter (the JSON payload's optional `seq`, 0 ≤ seq < 2^32, one more per
+    reading; `gridmon.domain.sequence` turns it into missing-reading counts), else None."""
 
     device_id: str
     ts: float
@@ -135,6 +137,7 @@ TOO_COMPLEX = "too_complex"  # more objects/arrays or members than a reading can
 UNPARSEABLE = "unparseable"  # validation itself failed: a bug, but the payload is still recorded
 SPARKPLUG_MALFORMED = "sparkplug_malformed"  # not a Sparkplug B protobuf payload, or not a Sparkplug topic
 SPARKPLUG_NO_BIRTH = "sparkplug_no_birth"  # data by alias whose birth certificate never came
+BAD_SEQ = "bad_seq"  # `seq` present but not an integer in [0, 2^32)
 REASONS = (
     TOO_LARGE,
     NOT_JSON,
@@ -151,6 +154,7 @@ REASONS = (
     UNPARSEABLE,
     SPARKPLUG_MALFORMED,
     SPARKPLUG_NO_BIRTH,
+    BAD_SEQ,
 )
 
 
@@ -220,6 +224,22 @@ def _metric(obj: dict[str, Any], name: str) -> float:
     low, high = PHYSICAL_LIMITS[name]
     if number < low or number > high:
         raise _Invalid(OUT_OF_PHYSICAL_RANGE, f"{name}={number} outside physical range [{low}, {high}]")
+    return number
+
+
+def parse_seq(value: Any) -> int | None:
+    """The payload's `seq`: None when absent, else an integer in [0, 2^32) (JSON `7`, or `7.0`)."""
+    if value is None:
+        return None
+    if type(value) is int:
+        number = value
+    elif type(value) is float and value.is_integer():
+        number = int(value)
+    else:
+        shown = value[:40] if isinstance(value, str) else value
+        raise _Invalid(BAD_SEQ, f"seq {shown!r} is not a non-negative integer")
+    if not 0 <= number < SEQ_MODULUS:
+        raise _Invalid(BAD_SEQ, f"seq {number} is outside [0, 2^32)")
     return number
 
 
@@ -354,12 +374,14 @@ def parse_reading(
         voltage = _metric(obj, "voltage")
         current = _metric(obj, "current")
         temperature = _metric(obj, "temperature")
+        raw_seq = obj.get("seq")
+        seq = None if raw_seq is None else parse_seq(raw_seq)
         # Only look for further metrics when the payload has more than the fixed fields.
-        fixed = 4 + ("device_id" in obj)
+        fixed = 4 + ("device_id" in obj) + ("seq" in obj)
         extra = _extra_metrics(obj) if len(obj) > fixed else None
     except _Invalid as bad:
         return Rejection(bad.reason, bad.detail)
-    return Reading(device_id, ts, voltage, current, temperature, extra)
+    return Reading(device_id, ts, voltage, current, temperature, extra, seq)
 
 
 def _device_id(topic: str, topic_filter: str, claimed: Any) -> str:

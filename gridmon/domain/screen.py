@@ -18,6 +18,7 @@ import numpy as np
 
 from gridmon.domain.readings import (
     BAD_DEVICE_ID,
+    BAD_SEQ,
     BAD_TIMESTAMP,
     CORE_METRICS,
     MAX_EXTRA_METRICS,
@@ -26,6 +27,7 @@ from gridmon.domain.readings import (
     NOT_OBJECT,
     OUT_OF_PHYSICAL_RANGE,
     PHYSICAL_LIMITS,
+    SEQ_MODULUS,
     TS_MAX,
     TS_MIN,
     TS_RANGE_TEXT,
@@ -38,9 +40,11 @@ _HIGH = np.array([TS_MAX] + [PHYSICAL_LIMITS[m][1] for m in CORE_METRICS])
 
 
 def row_problem(row: Sequence[Any]) -> Rejection | None:
-    """Why a row `[device_id, ts, voltage, current, temperature, extra]` cannot be stored, or None."""
-    if not isinstance(row, list | tuple) or len(row) != 6:
-        return Rejection(NOT_OBJECT, "row is not [device_id, ts, voltage, current, temperature, extra]")
+    """Why a row `[device_id, ts, voltage, current, temperature, extra(, seq)]` cannot be stored, or None."""
+    if not isinstance(row, list | tuple) or len(row) not in (6, 7):
+        return Rejection(NOT_OBJECT, "row is not [device_id, ts, voltage, current, temperature, extra(, seq)]")
+    if len(row) == 7 and not _good_seq(row[6]):
+        return Rejection(BAD_SEQ, f"seq {str(row[6])[:40]} is not an integer in [0, 2^32)")
     device_id, ts, *values = row[:5]
     extra = row[5]
     if not isinstance(device_id, str) or not valid_device_id(device_id):
@@ -64,6 +68,10 @@ def row_problem(row: Sequence[Any]) -> Rejection | None:
     return None
 
 
+def _good_seq(seq: Any) -> bool:
+    return seq is None or (type(seq) is int and 0 <= seq < SEQ_MODULUS)
+
+
 def _all_good(rows: Sequence[Sequence[Any]]) -> bool:
     """The fast check: every row has the shape, finite values inside the bounds, plain ids."""
     try:
@@ -77,7 +85,9 @@ def _all_good(rows: Sequence[Sequence[Any]]) -> bool:
     if not bool(inside.all()):
         return False
     # numpy also reads "230" and True as numbers: the types themselves must be numbers.
-    if any(len(row) != 6 for row in rows) or not {type(v) for row in rows for v in row[1:5]} <= {int, float}:
+    if not {type(v) for row in rows for v in row[1:5]} <= {int, float}:
+        return False
+    if any(len(row) != 6 and (len(row) != 7 or not _good_seq(row[6])) for row in rows):
         return False
     ids = {row[0] for row in rows}
     if not all(isinstance(i, str) and valid_device_id(i) for i in ids):
@@ -102,8 +112,8 @@ def screen_rows(rows: Sequence[Sequence[Any]]) -> tuple[list[Sequence[Any]], lis
 
 def row_payload(row: Any) -> bytes:
     """A row as the JSON object a sensor would send (NaN/Infinity kept as such: a replay names them)."""
-    if isinstance(row, list | tuple) and len(row) == 6:
-        device_id, ts, voltage, current, temperature, extra = row
+    if isinstance(row, list | tuple) and len(row) in (6, 7):
+        device_id, ts, voltage, current, temperature, extra = row[:6]
         doc: dict[str, Any] = {
             "device_id": device_id,
             "timestamp": ts,
@@ -113,6 +123,8 @@ def row_payload(row: Any) -> bytes:
         }
         if extra:
             doc["extra"] = extra
+        if len(row) == 7 and row[6] is not None:
+            doc["seq"] = row[6]
     else:
         doc = {"row": row}
     return json.dumps(doc, default=repr, allow_nan=True).encode()

@@ -1,7 +1,7 @@
 """The batch message between the bridge and the ingest task (JSON-safe lists).
 
 readings: `[device_id, ts_epoch, voltage, current, temperature, extra|null]`, optionally followed
-          by the sender's `seq` (Sparkplug B readings; see `gridmon.domain.readings.Reading`)
+          by the device's `seq` (an integer in [0, 2^32) or null; see `gridmon.domain.readings.Reading`)
 dead:     `[received_at_epoch, topic, payload_prefix_base64, reason, detail, payload_size, sha256_hex]`
 status:   `[ts_epoch, event, scope, id]`: a Sparkplug B birth or death (`event` `birth`|`death`,
           `scope` `device`|`node`, `id` the gridmon device id or the edge node id)
@@ -45,8 +45,13 @@ def encode_status(ts: float, event: str, scope: str, ident: str) -> list[Any]:
 
 
 def core_row(item: Sequence[Any]) -> Sequence[Any]:
-    """A wire reading without its optional trailing `seq` (what the readings table stores)."""
+    """A wire reading without its optional trailing `seq`."""
     return item[:6] if len(item) > 6 else item
+
+
+def row_seq(item: Sequence[Any]) -> int | None:
+    """A wire reading's `seq`, or None when it has none."""
+    return item[6] if len(item) > 6 else None
 
 
 def decode_dead(item: Sequence[Any]) -> DeadLetter:

@@ -2,7 +2,9 @@
 
 Called by the `workers.ingest.ingest_batch` task (and by tests directly). The batch is the wire
 format of `gridmon.domain.wire`. In order:
-1. readings and the bridge's dead letters are written in one transaction (`gridmon.storage.readings`);
+1. readings and the bridge's dead letters are written in one transaction (`gridmon.storage.readings`),
+   with the gaps in the devices' `seq` recomputed for the span the batch touched
+   (`gridmon.storage.seq_gaps`);
 2. the stored readings are checked against the safety limits and any findings are folded into
    alerts through the same episode tracker and outbox as the scan (`gridmon.alerts.tracker`), so
    a 260 V reading alerts within one batch instead of waiting for the next scan;
@@ -93,8 +95,6 @@ def store_batch(
     screen did not foresee is narrowed down to the refused rows), never the whole batch's fate."""
     settings = get_settings()
     dead_letters = [decode_dead(item) for item in dead or ()]
-    if any(len(r) > 6 for r in readings):  # Sparkplug readings carry their seq; the table has none
-        readings = [core_row(r) for r in readings]
     status_events = 0
     rows, rejected = screen_rows(readings)
     if rejected:
@@ -122,6 +122,8 @@ def store_batch(
     committed = time.time()
     m.stored.inc(result.inserted)
     m.duplicates.inc(result.duplicates)
+    if result.missing_change > 0:
+        m.missing.inc(result.missing_change)
     m.batch_size.observe(len(readings))
     metrics.observe_many(m.latency, [max(committed - float(row[1]), 0.0) for row in rows])
     for reason, count in Tally(d.reason for d in dead_letters).items():
@@ -134,6 +136,8 @@ def store_batch(
         result.dead_letters,
         (time.monotonic() - started) * 1000,
     )
+    if any(len(r) > 6 for r in rows):  # the safety check reads the reading, not its seq
+        rows = [core_row(r) for r in rows]
     events = check_safety_limits(rows, wrote_events=status_events > 0)
     return IngestReport(
         len(readings),
@@ -162,14 +166,16 @@ def _write_narrowing(
     """Write what the database takes, halving refused chunks (each in a savepoint) down to the
     single rows it refuses, which become `ingest_refused` dead letters. Returns (result, refused)."""
     now = time.time()
-    inserted = 0
+    inserted = missing_change = 0
     refused: list[DeadLetter] = []
     pending: list[Sequence[Sequence[Any]]] = [rows]
     while pending:
         chunk = pending.pop()
         try:
             with conn.transaction():
-                inserted += write_readings(conn, chunk).inserted
+                written_chunk = write_readings(conn, chunk)
+                inserted += written_chunk.inserted
+                missing_change += written_chunk.missing_change
         except REFUSED_ERRORS as exc:
             if len(chunk) > 1:
                 pending += [chunk[len(chunk) // 2 :], chunk[: len(chunk) // 2]]
@@ -183,7 +189,7 @@ def _write_narrowing(
     with conn.cursor() as cur:
         written = write_dead_letters(cur, [*letters, *refused])
     stored = len(rows) - len(refused)
-    return WriteResult(len(rows), inserted, stored - inserted, written), len(refused)
+    return WriteResult(len(rows), inserted, stored - inserted, written, missing_change), len(refused)
 
 
 def check_safety_limits(rows: Sequence[Sequence[Any]], *, wrote_events: bool = False) -> int:

@@ -48,6 +48,7 @@ import psycopg
 
 from gridmon import metrics
 from gridmon.alerts.anomaly import apply_runs
+from gridmon.alerts.gaps import check_gaps
 from gridmon.alerts.stale import check_stale
 from gridmon.alerts.tracker import apply_findings
 from gridmon.config import get_settings
@@ -316,8 +317,8 @@ def _scan_shard(shard: int, shards: int, report: ScanReport) -> None:
 
 
 def housekeeping(report: ScanReport, *, now: float | None = None, drain: bool = True) -> None:
-    """Once per scan round: pipeline outages, silent devices, forgetting old dedupe/outbox rows,
-    publishing."""
+    """Once per scan round: pipeline outages, silent devices, devices losing readings (`data_gap`),
+    forgetting old dedupe/outbox rows, publishing."""
     settings = get_settings()
     wall = now if now is not None else time.time()
     store_queued_gaps()
@@ -328,6 +329,14 @@ def housekeeping(report: ScanReport, *, now: float | None = None, drain: bool = 
             min_silence_s=settings.stale_min_s,
             now=wall,
             ongoing_since=down_since(wall, settings.pipeline_gap_s),
+        ):
+            report.count(event.event)
+        for event in check_gaps(
+            conn,
+            share=settings.data_gap_share,
+            window_s=settings.data_gap_window_s,
+            min_missing=settings.data_gap_min_missing,
+            now=wall,
         ):
             report.count(event.event)
         prune_counted_readings(conn, timedelta(seconds=settings.counted_readings_retention_s))

@@ -45,6 +45,7 @@ def make_load_payloads(
     step_s: float = 0.001,
     prefix: str = TOPIC_PREFIX,
     clock: Callable[[], float] = time.time,
+    seq: bool = False,
 ) -> Iterator[tuple[str, bytes]]:
     """`count` (None = endless) valid, healthy readings, round-robin over `devices` sensors.
 
@@ -53,6 +54,7 @@ def make_load_payloads(
     publisher that pulls lazily stamps each reading right before publishing it (what latency
     measurements need). Timestamps are strictly increasing, so (device_id, timestamp) is unique.
     With `start_ts`, timestamps are `start_ts + k * step_s` instead: fully reproducible.
+    With `seq`, each payload carries its device's reading counter (`seq`, 0, 1, 2, …).
     """
     if devices < 1:
         raise ValueError("devices must be >= 1")
@@ -83,6 +85,8 @@ def make_load_payloads(
                 us = round((start_ts + (produced + k) * step_s) * 1_000_000)
             v, i, t = rows[k]
             payload = {"device_id": ids[d], "timestamp": stamp(us), "voltage": v, "current": i, "temperature": t}
+            if seq:
+                payload["seq"] = (produced + k) // devices % 2**32
             yield topics[d], orjson.dumps(payload)
         produced += size
 

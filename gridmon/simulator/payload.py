@@ -1,6 +1,7 @@
 """What a simulated sensor puts on the wire.
 
-Payload: `{"device_id", "timestamp", "voltage", "current", "temperature"}` as JSON, timestamp in
+Payload: `{"device_id", "timestamp", "voltage", "current", "temperature", "seq"}` as JSON (`seq`:
+the device's reading counter, one more per reading, wrapping at 2^32; optional), timestamp in
 ISO-8601 UTC with microseconds and offset (`2026-11-27T12:00:00.123456+00:00`), published to
 `grid/sensors/<device_id>`.
 """
@@ -50,14 +51,17 @@ class IsoStamper:
         return f"{self._prefix}.{fraction:06d}+00:00"
 
 
-def encode_reading(device_id: str, ts: float, voltage: float, current: float, temperature: float) -> bytes:
+def encode_reading(
+    device_id: str, ts: float, voltage: float, current: float, temperature: float, seq: int | None = None
+) -> bytes:
     """The JSON payload of one reading (values rounded as a real sensor would report them)."""
-    return orjson.dumps(
-        {
-            "device_id": device_id,
-            "timestamp": iso_utc(ts),
-            "voltage": round(voltage, VALUE_DECIMALS),
-            "current": round(current, VALUE_DECIMALS),
-            "temperature": round(temperature, VALUE_DECIMALS),
-        }
-    )
+    payload: dict[str, object] = {
+        "device_id": device_id,
+        "timestamp": iso_utc(ts),
+        "voltage": round(voltage, VALUE_DECIMALS),
+        "current": round(current, VALUE_DECIMALS),
+        "temperature": round(temperature, VALUE_DECIMALS),
+    }
+    if seq is not None:
+        payload["seq"] = seq % 2**32
+    return orjson.dumps(payload)

@@ -119,14 +119,17 @@ class _Run:
             degradation=config.degradation,
         )
         self.topics = [topic_for(d, config.topic_prefix) for d in self.fleet.device_ids]
+        self.seqs = [0] * len(self.topics)  # each device's reading counter (the payload's `seq`)
         self.produced = 0
         self.published = 0
         self.faults: list[Fault] = []
 
     def emit(self, index: int, now: float) -> None:
         r = self.fleet.reading(index, now)
+        seq = self.seqs[index]
+        self.seqs[index] = seq + 1
         self.published += self.sink.publish(
-            self.topics[index], encode_reading(r.device_id, r.ts, r.voltage, r.current, r.temperature)
+            self.topics[index], encode_reading(r.device_id, r.ts, r.voltage, r.current, r.temperature, seq)
         )
         self.produced += 1
         for fault in self.fleet.take_finished():

@@ -32,7 +32,7 @@ COLUMNS = (
     "value, value_ts, score, description, readings_count, ack_note, acked_at, created_at, updated_at, "
     "kind, metrics, expected, band_lo, band_hi"
 )
-KINDS = ("limit", "anomaly", "no_data")
+KINDS = ("limit", "anomaly", "no_data", "data_gap")
 
 Row = dict[str, Any]
 
@@ -96,6 +96,12 @@ def open_alert(conn: psycopg.Connection, device_id: str, metric: str) -> Row | N
         ).fetchone()
 
 
+def devices_with_open(conn: psycopg.Connection, kind: str) -> set[str]:
+    """Devices with an unresolved alert of `kind`."""
+    rows = conn.execute("SELECT device_id FROM alerts WHERE kind = %s AND state <> 'resolved'", (kind,)).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def open_anomaly(conn: psycopg.Connection, device_id: str) -> Row | None:
     """The unresolved anomaly alert of a device (one per device), row-locked, or None."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -128,7 +134,7 @@ def insert_alert(
 ) -> Row:
     """Insert an alert; with `resolved_reason` it is stored already resolved (a past episode).
 
-    `kind` is `limit`, `anomaly` or `no_data`; anomaly alerts list their `metrics` and carry
+    `kind` is `limit`, `anomaly`, `no_data` or `data_gap`; anomaly alerts list their `metrics` and carry
     the expected value and band (low, high) of their peak metric at the peak."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
@@ -312,10 +318,11 @@ LIMIT %(n)s
 
 
 def episode_spans(conn: psycopg.Connection, start: datetime, end: datetime) -> list[tuple[str, float, float]]:
-    """(device_id, opened_at, last_seen_at) in epoch s of the alerts (not `no_data`) overlapping [start, end)."""
+    """(device_id, opened_at, last_seen_at) in epoch s of the alerts (not `no_data`, not `data_gap`)
+    overlapping [start, end)."""
     rows = conn.execute(
         """SELECT device_id, extract(epoch FROM opened_at)::float8, extract(epoch FROM last_seen_at)::float8
-           FROM alerts WHERE metric <> 'no_data' AND last_seen_at >= %s AND opened_at < %s""",
+           FROM alerts WHERE metric NOT IN ('no_data', 'data_gap') AND last_seen_at >= %s AND opened_at < %s""",
         (start, end),
     ).fetchall()
     return [(str(d), float(lo), float(hi)) for d, lo, hi in rows]

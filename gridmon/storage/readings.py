@@ -5,6 +5,10 @@ A batch is COPYed into a per-connection temporary staging table, then moved into
 broker redelivery, MQTT resend) is stored once, and the statement's row count tells inserted
 from duplicate readings. `ingested_at` is the time the row was written (clock_timestamp(), a few
 milliseconds before the batch commits), not the transaction start.
+
+Rows may carry a seventh item, the device's `seq`: it is stored, and the batch's gaps are
+recomputed (`gridmon.storage.seq_gaps`) in the same transaction. Batches without any `seq` skip
+that step and copy the six columns they always did.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import psycopg
 
 from gridmon.domain.readings import DeadLetter
 from gridmon.storage.dead_letters import write_dead_letters
+from gridmon.storage.seq_gaps import recompute_gaps
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +34,14 @@ log = logging.getLogger(__name__)
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS gridmon_staging (
     device_id text, ts_epoch double precision, voltage double precision,
-    current double precision, temperature double precision, extra jsonb
+    current double precision, temperature double precision, extra jsonb, seq bigint
 ) ON COMMIT DELETE ROWS
 """
 _COPY_STAGING = "COPY gridmon_staging (device_id, ts_epoch, voltage, current, temperature, extra) FROM STDIN"
+_COPY_STAGING_SEQ = "COPY gridmon_staging (device_id, ts_epoch, voltage, current, temperature, extra, seq) FROM STDIN"
 _MOVE = """
-INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature, extra, ingested_at)
-SELECT device_id, to_timestamp(ts_epoch), voltage, current, temperature, extra, clock_timestamp()
+INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature, extra, seq, ingested_at)
+SELECT device_id, to_timestamp(ts_epoch), voltage, current, temperature, extra, seq, clock_timestamp()
 FROM gridmon_staging
 ON CONFLICT (device_id, ts) DO NOTHING
 """
@@ -59,6 +65,7 @@ class WriteResult:
     inserted: int
     duplicates: int
     dead_letters: int
+    missing_change: int = 0  # how the batch changed the readings missing by seq (`seq_gaps`)
 
 
 def _escape(text: str) -> str:
@@ -87,6 +94,29 @@ def _copy_text(rows: Sequence[Sequence[Any]]) -> bytes:
     return _copy_escaped(rows)
 
 
+def _copy_text_seq(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Readings with a seventh item, `seq` (an int or None), as COPY text (seven columns).
+
+    Fast path as `_copy_text`'s when every row has no `extra`, an int `seq` and a plain id:
+    `["id",ts,v,i,t,null,seq]` → the seven columns tab-separated, `extra` as NULL. `,null,` can
+    only be the `extra` of a row (quoted ids hold no comma)."""
+    rows = [r if len(r) == 7 else (*r[:6], None) for r in rows]
+    if all(r[5] is None and type(r[6]) is int for r in rows) and _PLAIN_DEVICE_IDS.fullmatch(
+        "".join(r[0] for r in rows)
+    ):
+        body = orjson.dumps(rows, default=_tuple_as_list)[2:-2]
+        body = body.replace(b"],[", b"\n").replace(b",null,", b",\\N,").replace(b'"', b"").replace(b",", b"\t")
+        return body + b"\n"
+    lines = []
+    for device_id, ts, voltage, current, temperature, extra, seq in rows:
+        extra_text = _escape(orjson.dumps(extra).decode()) if extra else "\\N"
+        seq_text = "\\N" if seq is None else str(int(seq))
+        lines.append(
+            f"{_escape(device_id)}\t{ts!r}\t{voltage!r}\t{current!r}\t{temperature!r}\t{extra_text}\t{seq_text}\n"
+        )
+    return "".join(lines).encode()
+
+
 def _tuple_as_list(obj: object) -> list[Any]:
     # orjson encodes lists and plain tuples itself; NamedTuples (e.g. `Reading`) come here.
     if isinstance(obj, tuple):
@@ -113,21 +143,29 @@ def _copy_escaped(rows: Sequence[Sequence[Any]]) -> bytes:
 def write_readings(
     conn: psycopg.Connection, readings: Sequence[Sequence[Any]], dead: Iterable[DeadLetter] = ()
 ) -> WriteResult:
-    """Store a batch (rows of device_id, ts epoch, voltage, current, temperature, extra) and its
-    dead letters in the caller's transaction."""
+    """Store a batch (rows of device_id, ts epoch, voltage, current, temperature, extra and
+    optionally seq) and its dead letters in the caller's transaction; with any seq in the batch,
+    recompute the gaps it touched."""
     inserted = 0
-    if any(len(r) > 6 for r in readings):  # a trailing `seq` (Sparkplug) is not stored
-        readings = [r[:6] for r in readings]
+    missing_change = 0
+    with_seq = any(len(r) > 6 and r[6] is not None for r in readings)
     with conn.cursor() as cur:
         if readings:
             cur.execute(_CREATE_STAGING)
-            with cur.copy(_COPY_STAGING) as copy:
-                copy.write(_copy_text(readings))
+            if with_seq:
+                with cur.copy(_COPY_STAGING_SEQ) as copy:
+                    copy.write(_copy_text_seq(readings))
+            else:
+                with cur.copy(_COPY_STAGING) as copy:
+                    trailing = any(len(r) > 6 for r in readings)  # seq items, all None
+                    copy.write(_copy_text([r[:6] for r in readings] if trailing else readings))
             cur.execute(_MOVE)
             inserted = max(cur.rowcount, 0)
             cur.execute(_UPSERT_DEVICES)
+            if with_seq:
+                missing_change = recompute_gaps(cur)
         n_dead = write_dead_letters(cur, dead)
-    return WriteResult(len(readings), inserted, len(readings) - inserted, n_dead)
+    return WriteResult(len(readings), inserted, len(readings) - inserted, n_dead, missing_change)
 
 
 def count_readings(conn: psycopg.Connection) -> int:

@@ -28,6 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
+from gridmon.bridge.broker_check import check_broker
 from gridmon.config import REPO_ROOT, Settings, get_settings, parts_for_log
 from gridmon.logsetup import configure_console
 from gridmon.storage import db, outages
@@ -233,6 +234,7 @@ def up(*, simulate: bool = True, mode: Mode = Mode.AUTO, flower_port: int = 5555
             else:
                 log.info("external mode (%s)", decision.reason)
                 where = external_where(settings)
+                check_broker(settings, selftest=settings.broker_selftest)
             for line in where:
                 log.info("  %s", line)
             return _run_children(data_dir, simulate, flower_port, embedded)

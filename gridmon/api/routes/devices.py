@@ -23,7 +23,7 @@ from gridmon.api.params import (
     now_utc,
 )
 from gridmon.api.routes.readings import has_timescale
-from gridmon.storage import devices, rollups, series
+from gridmon.storage import devices, rollups, seq_gaps, series
 from gridmon.storage.db import connection
 
 router = APIRouter(tags=["devices"], responses=DATA_RESPONSES)
@@ -80,6 +80,14 @@ class DeviceSummary(BaseModel):
     risk_level: Annotated[str | None, Field(description="Latest maintenance prediction's risk level.")] = None
     risk_score: float | None = None
     risk_computed_at: datetime | None = None
+    readings_missing: int = Field(
+        0, description="Readings the device's `seq` says never arrived, since it was first seen (0 without `seq`)."
+    )
+    readings_missing_estimate: int | None = Field(
+        None,
+        description="Devices whose latest reading has no `seq`: an estimate from the device's usual interval "
+        "(readings expected minus stored over the 15 min before its latest reading); null for devices with `seq`.",
+    )
     profile: DeviceProfile
 
 
@@ -134,6 +142,8 @@ def _summary(row: dict[str, Any]) -> DeviceSummary:
         risk_level=row["risk_level"],
         risk_score=row["risk_score"],
         risk_computed_at=row["risk_computed_at"],
+        readings_missing=row.get("readings_missing", 0),
+        readings_missing_estimate=row.get("readings_missing_estimate"),
         profile=DeviceProfile(**{column: row[column] for column in devices.PROFILE_COLUMNS}),
     )
 
@@ -147,7 +157,9 @@ def fetch_summary(conn: Any, device_id: str) -> DeviceSummary:
     row = devices.get_summary(conn, device_id, stale_after=_stale())
     if row is None:
         raise HTTPException(status_code=404, detail=f"device {device_id!r} not found")
-    return _summary(row)
+    estimate = seq_gaps.estimate_missing(conn, [device_id]).get(device_id)
+    missing = seq_gaps.missing_for_device(conn, device_id)
+    return _summary({**row, "readings_missing": missing, "readings_missing_estimate": estimate})
 
 
 @router.get("/devices", response_model=Page[DeviceSummary], dependencies=ReadAccess, summary="List devices")
@@ -163,7 +175,19 @@ def list_devices(
         rows = devices.list_summaries(
             conn, after=after, status=status, kind=kind, stale_after=_stale(), limit=limit + 1
         )
-    items = [_summary(row) for row in rows[:limit]]
+        ids = [row["device_id"] for row in rows[:limit]]
+        missing = seq_gaps.missing_by_device(conn, ids)
+        estimates = seq_gaps.estimate_missing(conn, ids)
+    items = [
+        _summary(
+            {
+                **row,
+                "readings_missing": missing.get(row["device_id"], 0),
+                "readings_missing_estimate": estimates.get(row["device_id"]),
+            }
+        )
+        for row in rows[:limit]
+    ]
     next_cursor = encode_cursor(items[-1].device_id) if len(rows) > limit else None
     return Page[DeviceSummary](items=items, next_cursor=next_cursor)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from gridmon.api.auth import ReadAccess
 from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND, ErrorBody
 from gridmon.api.params import DeviceId, IsoDatetime, aware, now_utc, shifted
-from gridmon.storage import devices, rollups, series
+from gridmon.storage import devices, rollups, seq_gaps, series
 from gridmon.storage.db import connection
 
 router = APIRouter(tags=["readings"], responses=DATA_RESPONSES)
@@ -58,6 +58,11 @@ class Stats(BaseModel):
 class BucketRow(BaseModel):
     start: datetime = Field(description="Start of the bucket (inclusive).")
     count: int
+    missing: int = Field(
+        0,
+        description="Readings the device's `seq` says never arrived, counted in the bucket of the reading "
+        "that followed the gap (0 for devices that send no `seq`).",
+    )
     voltage: Stats
     current: Stats
     temperature: Stats
@@ -164,8 +169,18 @@ def get_readings(
         if plan.raw_span > timedelta(0):
             _within_budget(request, conn, device_id, plan.raw_span)
         rows = rollups.bucketed(conn, device_id, plan, width)
+        missing = seq_gaps.bucketed_missing(
+            conn, device_id, start, end, width, timescale=has_timescale(request, conn)
+        )
     result.buckets = [
-        BucketRow(start=r[0], count=r[1], voltage=_stats(r, 2), current=_stats(r, 5), temperature=_stats(r, 8))
+        BucketRow(
+            start=r[0],
+            count=r[1],
+            missing=missing.get(r[0], 0),
+            voltage=_stats(r, 2),
+            current=_stats(r, 5),
+            temperature=_stats(r, 8),
+        )
         for r in rows
     ]
     return result

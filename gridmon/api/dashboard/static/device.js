@@ -1,6 +1,8 @@
 // Device view: voltage, current and temperature over a chosen range from the bucketed readings
 // endpoint (avg line, min–max band), the safe ranges as bands, the anomaly detector's expected
-// value and band (`/devices/{id}/band`), alert episodes marked on the chart, the latest maintenance prediction, the profile and the range statistics.
+// value and band (`/devices/{id}/band`), buckets with readings missing by the device's seq as
+// dashed lines, alert episodes marked on the chart, the latest maintenance prediction, the
+// profile and the range statistics.
 //
 // The default range ("auto") is the device's data, up to the last 24 hours, with a bucket that
 // draws a readable line however little data there is: raw readings for up to half an hour
@@ -236,6 +238,12 @@ export class DeviceView {
         });
       }
     });
+    // Readings the device's seq says never arrived: a dashed line at each bucket that counted some.
+    const lossy = (readings.buckets || []).filter((b) => b.missing > 0);
+    for (const b of lossy) {
+      const at = new Date(Date.parse(b.start) + (range.bucketMs || 0) / 2).toISOString();
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: at, x1: at, y0: 0, y1: 1, line: { color: "rgba(245, 159, 0, 0.8)", width: 1, dash: "dash" } });
+    }
     const layout = {
       height: 640,
       margin: { l: 64, r: 16, t: 30, b: 40 },
@@ -259,7 +267,9 @@ export class DeviceView {
         : `${plural(count, "reading")} in ${plural((readings.buckets || []).length, "bucket")} of ${range.bucket}` +
           " · line: average, shade: min–max";
     const expectation = band ? " · dashed blue band: what the detector expects" : " · no expected band yet (the detector has not scored this device)";
-    $("device-chart-note").textContent = `${shown} · green band: safe range${expectation} · coloured spans: alert episodes`;
+    const missing = lossy.reduce((n, b) => n + b.missing, 0);
+    const gaps = missing ? ` · dashed orange lines: ${plural(missing, "reading")} missing by the device's seq` : "";
+    $("device-chart-note").textContent = `${shown} · green band: safe range${expectation} · coloured spans: alert episodes${gaps}`;
   }
 
   renderPrediction(p) {

@@ -1,4 +1,5 @@
-// Fleet overview: every device with status, last reading, open alerts and maintenance risk.
+// Fleet overview: every device with status, last reading, open alerts, maintenance risk and
+// missing readings (counted from `seq`, or an interval-based estimate labelled as such).
 // The list is read in pages of 500 (GET /devices), kept in memory, and shown a page at a time:
 // filtering and sorting 1,000 devices in the browser is instant, and the DOM only ever holds
 // one page of rows.
@@ -14,6 +15,7 @@ const SORTERS = {
   last_seen: (d) => Date.parse(d.last_seen),
   alerts: (d) => d.open_alerts * 1000 + d.acknowledged_alerts,
   risk: (d) => (d.risk_level ? severityRank(d.risk_level) * 1000 + (d.risk_score || 0) : -1),
+  missing: (d) => (d.readings_missing_estimate == null ? d.readings_missing : d.readings_missing_estimate),
   kind: (d) => d.profile.kind || "",
   location: (d) => d.profile.location || "",
 };
@@ -135,7 +137,7 @@ export class FleetView {
     clear($("fleet-table").querySelector("tbody"), slice.map((d) => this.row(d, now)));
     if (slice.length === 0) {
       $("fleet-table").querySelector("tbody").append(
-        el("tr", {}, el("td", { colspan: 7, class: "muted empty" }, this.loaded ? "No devices match." : "Loading…")),
+        el("tr", {}, el("td", { colspan: 8, class: "muted empty" }, this.loaded ? "No devices match." : "Loading…")),
       );
     }
     for (const th of $("fleet-table").querySelectorAll("th[data-sort]")) {
@@ -158,6 +160,14 @@ export class FleetView {
     const risk = d.risk_level
       ? [pill(d.risk_level, `sev-${d.risk_level}`), el("span", { class: "muted small" }, ` ${fmtNumber(d.risk_score, 0)}`)]
       : el("span", { class: "muted" }, "–");
+    // Counted from the device's seq, or (no seq) estimated from its usual interval, and labelled so.
+    const missing =
+      d.readings_missing_estimate == null
+        ? el("span", { class: d.readings_missing ? "" : "muted", title: "counted from the device's seq" }, fmtNumber(d.readings_missing, 0))
+        : [
+            el("span", { class: "muted" }, `≈ ${fmtNumber(d.readings_missing_estimate, 0)} `),
+            el("span", { class: "muted small", title: "no seq: estimated from the device's usual interval over the 15 min before its latest reading" }, "estimate"),
+          ];
     return el(
       "tr",
       { dataset: { device: d.device_id }, class: d.open_alerts ? "has-alerts" : "" },
@@ -166,6 +176,7 @@ export class FleetView {
       el("td", { title: fmtTime(d.last_seen) }, fmtAgo(d.last_seen, now)),
       el("td", {}, alerts.length ? alerts : el("span", { class: "muted" }, "0")),
       el("td", {}, risk),
+      el("td", {}, missing),
       el("td", {}, d.profile.kind || ""),
       el("td", {}, d.profile.location || ""),
     );

@@ -1,0 +1,220 @@
+"""`reading_gaps`: which readings never arrived, from the devices' own sequence numbers.
+
+A device that sends `seq` (0, 1, 2, … per reading, wrapping at 2^32) lets ingest see what the
+broker dropped. Readings are ordered by time per device; for two consecutive stored readings
+with seqs p then s:
+- s > p: s - p - 1 readings are missing (0 when they follow each other);
+- s < p after a wrap (p in the top 2^16 values, s in the bottom 2^16): s + 2^32 - p - 1 missing;
+- any other step backwards (a reset to 0, a jump back: the device restarted) or an equal seq
+  (the same reading sent again with another time): nothing missing;
+- a reading without seq on either side: nothing known, nothing counted.
+The count is stored on the later reading's row in `reading_gaps` (only where it is above 0).
+
+Idempotent by construction: after a batch is written, the gaps are *recomputed from the stored
+readings* over the span each device's batch touched — from the device's last stored reading before
+the batch to its first stored reading after it — replacing what `reading_gaps` held for that span.
+A redelivered batch, duplicates, readings arriving out of order or late (filling a gap) therefore
+all end up with the counts the complete table implies. Concurrent batches of one device are
+serialised by the `devices` row each batch upserts first (locked by `ON CONFLICT DO UPDATE` until
+commit), so the later one recomputes with the earlier one's readings visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+
+from gridmon.domain.readings import SEQ_MODULUS
+
+WRAP_WINDOW = 2**16
+"""A step from the top WRAP_WINDOW values of seq to the bottom WRAP_WINDOW is a wrap-around."""
+
+# One statement per batch (one round trip, no temporary table). For each device of the batch's seq
+# readings, the span runs from the batch's first reading (`lo`) to the device's first stored
+# reading after the batch (`hi`, or the batch's last); the stored readings of the span, preceded
+# by the device's last stored reading before it, give every step whose later reading lies in the
+# span. Steps with readings missing are upserted into reading_gaps, steps without are deleted from
+# it (disjoint keys, so one statement can do both); gaps keyed inside the span are exactly these
+# steps, since a gap is keyed at a stored reading. Returns how the missing count changed.
+_RECOMPUTE = f"""
+WITH span AS (
+    SELECT s.device_id, s.lo,
+           coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts > s.hi
+                     ORDER BY r.ts LIMIT 1), s.hi) AS hi
+    FROM (SELECT device_id, to_timestamp(min(ts_epoch)) AS lo, to_timestamp(max(ts_epoch)) AS hi
+          FROM gridmon_staging WHERE seq IS NOT NULL GROUP BY device_id) s
+),
+steps AS (
+    SELECT device_id, ts,
+           CASE WHEN p IS NULL OR s IS NULL THEN 0
+                WHEN s > p THEN s - p - 1
+                WHEN p >= {SEQ_MODULUS - WRAP_WINDOW} AND s < {WRAP_WINDOW} THEN s + {SEQ_MODULUS} - p - 1
+                ELSE 0 END AS missing
+    FROM (SELECT b.device_id, b.lo, r.ts, r.seq AS s,
+                 lag(r.seq) OVER (PARTITION BY b.device_id ORDER BY r.ts) AS p
+          FROM span b
+          -- LATERAL: index scans per device (a join over sensor_readings would read all of it)
+          CROSS JOIN LATERAL (
+              (SELECT ts, seq FROM sensor_readings r WHERE r.device_id = b.device_id AND r.ts < b.lo
+               ORDER BY r.ts DESC LIMIT 1)
+              UNION ALL
+              (SELECT ts, seq FROM sensor_readings r
+               WHERE r.device_id = b.device_id AND r.ts >= b.lo AND r.ts <= b.hi)
+          ) r) pairs
+    WHERE ts >= lo
+),
+earlier AS (
+    SELECT coalesce(sum(g.missing), 0) AS n FROM reading_gaps g
+    JOIN span b ON g.device_id = b.device_id AND g.ts >= b.lo AND g.ts <= b.hi
+),
+kept AS (
+    INSERT INTO reading_gaps (device_id, ts, missing) SELECT device_id, ts, missing FROM steps WHERE missing > 0
+    ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
+    RETURNING missing
+),
+gone AS (
+    DELETE FROM reading_gaps g USING steps n WHERE g.device_id = n.device_id AND g.ts = n.ts AND n.missing = 0
+    RETURNING g.missing
+)
+SELECT (SELECT coalesce(sum(missing), 0) FROM kept) - (SELECT n FROM earlier), (SELECT count(*) FROM gone)
+"""
+
+
+def recompute_gaps(cur: psycopg.Cursor) -> int:
+    """Recompute `reading_gaps` over the spans the staged batch (`gridmon_staging`) touched, in
+    the caller's transaction, after the batch was moved into `sensor_readings`. Returns how the
+    missing count changed (negative when late readings filled gaps; for the metrics only)."""
+    # Never prepared: a cached generic plan does not see how few devices a span holds and joins
+    # the whole of sensor_readings (measured: ~300 ms instead of ~25 ms per 1,000 devices).
+    row = cur.execute(_RECOMPUTE, prepare=False).fetchone()
+    return int(row[0]) if row else 0
+
+
+def missing_for_device(conn: psycopg.Connection, device_id: str) -> int:
+    """Readings the device's sequence says never arrived, since it was first seen."""
+    query = "SELECT coalesce(sum(missing), 0) FROM reading_gaps WHERE device_id = %s"
+    row = conn.execute(query, (device_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def missing_total(conn: psycopg.Connection) -> int:
+    """Readings missing over the whole fleet."""
+    row = conn.execute("SELECT coalesce(sum(missing), 0) FROM reading_gaps").fetchone()
+    return int(row[0]) if row else 0
+
+
+def missing_by_device(conn: psycopg.Connection, device_ids: list[str]) -> dict[str, int]:
+    """Missing readings of each of `device_ids` that has any."""
+    rows = conn.execute(
+        "SELECT device_id, sum(missing) FROM reading_gaps WHERE device_id = ANY(%s) GROUP BY device_id",
+        (device_ids,),
+    ).fetchall()
+    return {str(d): int(n) for d, n in rows}
+
+
+def top_missing(conn: psycopg.Connection, limit: int) -> list[tuple[str, int]]:
+    """The `limit` devices with the most missing readings, most first."""
+    rows = conn.execute(
+        "SELECT device_id, sum(missing) AS n FROM reading_gaps GROUP BY device_id ORDER BY n DESC, device_id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [(str(d), int(n)) for d, n in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class HourGaps:
+    """One hour of a device: readings stored (with or without seq) and readings missing."""
+
+    hour: datetime
+    received: int
+    missing: int
+
+
+def hourly_gaps(conn: psycopg.Connection, device_id: str, start: datetime, end: datetime) -> list[HourGaps]:
+    """Per hour in [start, end): readings received and missing (hours with neither are left out)."""
+    rows = conn.execute(
+        """
+        WITH got AS (SELECT date_trunc('hour', ts) AS hour, count(*) AS n FROM sensor_readings
+                     WHERE device_id = %(d)s AND ts >= %(s)s AND ts < %(e)s GROUP BY 1),
+             lost AS (SELECT date_trunc('hour', ts) AS hour, sum(missing) AS n FROM reading_gaps
+                      WHERE device_id = %(d)s AND ts >= %(s)s AND ts < %(e)s GROUP BY 1)
+        SELECT coalesce(got.hour, lost.hour), coalesce(got.n, 0), coalesce(lost.n, 0)
+        FROM got FULL JOIN lost ON got.hour = lost.hour ORDER BY 1
+        """,
+        {"d": device_id, "s": start, "e": end},
+    ).fetchall()
+    return [HourGaps(hour, int(received), int(missing)) for hour, received, missing in rows]
+
+
+def window_shares(conn: psycopg.Connection, since: datetime, min_missing: int) -> list[tuple[str, int, int]]:
+    """(device_id, received, missing) of every device with at least `min_missing` readings
+    missing since `since` (the `data_gap` check)."""
+    rows = conn.execute(
+        """
+        SELECT g.device_id,
+               (SELECT count(*) FROM sensor_readings r WHERE r.device_id = g.device_id AND r.ts >= %(s)s),
+               g.n
+        FROM (SELECT device_id, sum(missing) AS n FROM reading_gaps WHERE ts >= %(s)s GROUP BY device_id) g
+        WHERE g.n >= %(m)s ORDER BY g.device_id
+        """,
+        {"s": since, "m": min_missing},
+    ).fetchall()
+    return [(str(d), int(received), int(missing)) for d, received, missing in rows]
+
+
+_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")  # the readings API's bucket alignment
+_MISSING_TAIL = """ AS b, sum(missing) FROM reading_gaps
+WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s GROUP BY b
+"""
+_MISSING_TIMESCALE = "SELECT time_bucket(%(width)s, ts)" + _MISSING_TAIL
+_MISSING_DATE_BIN = "SELECT date_bin(%(width)s, ts, %(origin)s)" + _MISSING_TAIL
+
+
+def bucketed_missing(
+    conn: psycopg.Connection, device_id: str, start: datetime, end: datetime, width: timedelta, *, timescale: bool
+) -> dict[datetime, int]:
+    """Missing readings per bucket (the buckets of `gridmon.storage.series.bucketed_readings`);
+    a gap counts in the bucket of the reading that followed it."""
+    query = _MISSING_TIMESCALE if timescale else _MISSING_DATE_BIN
+    params = {"device": device_id, "start": start, "end": end, "width": width, "origin": _ORIGIN}
+    return {b: int(n) for b, n in conn.execute(query, params).fetchall()}
+
+
+ESTIMATE_WINDOW_S = 900.0
+"""Devices without `seq`: the estimate looks at this long before the device's latest reading."""
+_ESTIMATE = """
+SELECT d.device_id, extract(epoch FROM d.last_seen - d.first_seen)::float8, g.usual, c.n
+FROM devices d
+CROSS JOIN LATERAL (
+    SELECT r.seq IS NULL AS plain FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY r.ts DESC LIMIT 1
+) latest
+CROSS JOIN LATERAL (
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS usual FROM (
+        SELECT extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts))::float8 AS gap
+        FROM (SELECT ts FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT 21) recent
+    ) gaps WHERE gap IS NOT NULL
+) g
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM sensor_readings r WHERE r.device_id = d.device_id
+        AND r.ts > d.last_seen - make_interval(secs => %(w)s) AND r.ts <= d.last_seen LIMIT %(cap)s
+    ) s
+) c
+WHERE d.device_id = ANY(%(ids)s) AND latest.plain AND g.usual > 0
+"""
+
+
+def estimate_missing(conn: psycopg.Connection, device_ids: list[str], cap: int = 20_000) -> dict[str, int]:
+    """An interval-based estimate of missing readings for devices whose latest reading has no
+    `seq`: over the ESTIMATE_WINDOW_S before the latest reading (or since first seen, if later),
+    the readings the device's usual interval (median of its last 20 gaps) implies minus those
+    stored. An estimate: a device that changed its cadence or pauses by design shows one."""
+    rows = conn.execute(_ESTIMATE, {"ids": device_ids, "w": ESTIMATE_WINDOW_S, "cap": cap}).fetchall()
+    out: dict[str, int] = {}
+    for device_id, age_s, usual, received in rows:
+        span = min(float(age_s), ESTIMATE_WINDOW_S)
+        expected = span / float(usual) + (1 if float(age_s) < ESTIMATE_WINDOW_S else 0)
+        out[str(device_id)] = max(0, round(expected - int(received)))
+    return out
