@@ -174,13 +174,14 @@ def run_fleet_bench(*, database_url: str, params: FleetParams) -> dict[str, Any]
             alerts = bench_fleet.alert_count(conn)
             predicted = bench_fleet.predicted_devices(conn)
     finally:
-        if probe is not None and probe.is_alive():
-            probe.stop()
-        if watcher is not None and watcher.is_alive():
-            watcher.stop()
-        if publisher is not None and publisher.is_alive():
-            publisher.terminate()
-        stack.stop()
+        try:
+            for thread in (probe, watcher):
+                if thread is not None and thread.is_alive():
+                    thread.stop()
+            if publisher is not None and publisher.is_alive():
+                publisher.terminate()
+        finally:
+            stack.stop()  # whatever failed above, no process of the private stack outlives the run
     assert watcher is not None and probe is not None
     lags, weights, unscored = scan_lags(histogram, watcher.observations, names)
     cpu_s = cpu.by_kind()
