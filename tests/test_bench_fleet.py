@@ -84,7 +84,7 @@ def test_small_fleet_run_reports_sane_values(migrated_database: str) -> None:
     assert report["scan_readings_per_worker_s"] > 0 and report["scan_readings_per_cpu_s"] > 0
     # cycles every 10 s during a 30 s load: at least two, each predicting every device
     assert len(report["maintenance_cycles_s"]) >= 2 and report["maintenance_cycle_s"] > 0
-    assert report["maintenance_devices"] == 50
+    assert report["maintenance_devices"] == 50 and report["maintenance_expired_shards"] == 0
     assert report["api_requests"]["devices"] > 10 and report["api_requests"]["chart"] > 10
     assert report["api_errors"] == {"devices": 0, "chart": 0}
     assert 0 < report["api_devices_p50_ms"] <= report["api_devices_p99_ms"]

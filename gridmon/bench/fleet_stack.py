@@ -12,6 +12,7 @@ from subprocess import Popen
 
 import psycopg
 from celery import Celery
+from celery.exceptions import TaskRevokedError
 from kombu import Exchange, Queue
 
 from gridmon.bench.stack import IngestStack
@@ -133,19 +134,24 @@ class FleetStack(IngestStack):
             self._client = app
         return self._client
 
-    def predict_cycle(self, shards: int, timeout: float) -> float:
-        """One maintenance cycle as beat's `predict_all` enqueues it (one `predict_shard` per
-        shard); seconds from enqueueing to the last shard's result."""
+    def predict_cycle(self, shards: int, expires: float) -> tuple[float, int]:
+        """One maintenance cycle as beat's `predict_all` enqueues it: one `predict_shard` per
+        shard, each expiring after `expires` seconds (beat's predict interval). Returns (seconds
+        from enqueueing to the last shard's outcome, shards that expired unrun)."""
         app = self.client()
         queue = Queue(QUEUE_MAINTENANCE, Exchange("gridmon", type="direct"), routing_key=QUEUE_MAINTENANCE)
         started = time.perf_counter()
         results = [
-            app.send_task("workers.maintenance.predict_shard", args=[s], queue=queue, expires=timeout)
+            app.send_task("workers.maintenance.predict_shard", args=[s], queue=queue, expires=expires)
             for s in range(shards)
         ]
+        expired = 0
         for result in results:
-            result.get(timeout=timeout, propagate=True)
-        return time.perf_counter() - started
+            try:
+                result.get(timeout=expires + 600.0, propagate=True)
+            except TaskRevokedError:
+                expired += 1
+        return time.perf_counter() - started, expired
 
     def pids(self) -> dict[str, list[int]]:
         """Root process id of each kind (children are found by the CPU tracker)."""
