@@ -92,3 +92,4 @@ def test_small_fleet_run_reports_sane_values(migrated_database: str) -> None:
     assert set(report["cpu_seconds"]) == KINDS
     assert report["cpu_seconds"]["scan_worker"] > 0 and report["cpu_seconds"]["publisher"] > 0
     assert sum(report["cpu_share"].values()) == pytest.approx(1.0, abs=0.01)
+    assert report["readings_per_cpu_s"]["scan_worker"] > 0 and report["predictions_per_cpu_s"] > 0

@@ -19,7 +19,9 @@ Reported (JSON last):
   shards that expired unrun (a shard task expires after one predict interval, as beat sets it);
 - API latency p50/p99 of `/devices` and of one device's chart;
 - CPU seconds, cores and share of the total per process kind (bench's own process excepted;
-  `database`: the PostgreSQL server processes connected to the benchmark's database).
+  `database`: the PostgreSQL server processes connected to the benchmark's database), and what
+  one busy process of each kind handles: stored readings per CPU second of that kind
+  (`readings_per_cpu_s`), device predictions per CPU second of the maintenance worker.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def _publish(port: int, count: int, devices: int, rate: float, out: Any) -> None
         flush_timeout=300.0,
     )
     out.put((stats.count, stats.seconds, stats.dropped))
+
+
+def _rate(count: int, seconds: float) -> float | None:
+    return round(count / seconds, 1) if seconds > 0 else None
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
@@ -174,6 +180,7 @@ def run_fleet_bench(*, database_url: str, params: FleetParams) -> dict[str, Any]
             lat50, lat99 = ingest_latency_ms(conn)
             alerts = bench_fleet.alert_count(conn)
             predicted = bench_fleet.predicted_devices(conn)
+            predictions = bench_fleet.prediction_rows(conn)
     finally:
         try:
             for thread in (probe, watcher):
@@ -235,4 +242,10 @@ def run_fleet_bench(*, database_url: str, params: FleetParams) -> dict[str, Any]
         "cpu_cores": {k: round(v / wall, 3) for k, v in sorted(cpu_s.items())},
         "cpu_share": {k: round(v / cpu_total, 3) for k, v in sorted(cpu_s.items())},
         "lag_readings": int(np.sum(weights)),
+        # What one busy process of a kind handles: stored readings per CPU second of that kind
+        # (the maintenance worker: device predictions per CPU second).
+        "readings_per_cpu_s": {
+            k: round(stored / v, 1) for k, v in sorted(cpu_s.items()) if v > 0 and k != "maintenance_worker"
+        },
+        "predictions_per_cpu_s": _rate(predictions, cpu_s.get("maintenance_worker", 0.0)),
     }

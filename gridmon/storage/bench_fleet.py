@@ -77,3 +77,8 @@ def alert_count(conn: psycopg.Connection) -> int:
 def predicted_devices(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT count(DISTINCT device_id) FROM maintenance_predictions").fetchone()
     return int(row[0]) if row else 0
+
+
+def prediction_rows(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM maintenance_predictions").fetchone()
+    return int(row[0]) if row else 0
