@@ -93,3 +93,12 @@ def test_small_fleet_run_reports_sane_values(migrated_database: str) -> None:
     assert report["cpu_seconds"]["scan_worker"] > 0 and report["cpu_seconds"]["publisher"] > 0
     assert sum(report["cpu_share"].values()) == pytest.approx(1.0, abs=0.01)
     assert report["readings_per_cpu_s"]["scan_worker"] > 0 and report["predictions_per_cpu_s"] > 0
+
+
+def test_bench_client_restates_the_apps_routing() -> None:
+    from gridmon import celery as wiring
+    from gridmon.bench import fleet_stack
+
+    assert fleet_stack.QUEUES == wiring.QUEUES and fleet_stack.SERIALIZER == wiring.SERIALIZER
+    assert wiring.app.conf.task_default_exchange == fleet_stack.EXCHANGE
+    assert wiring.app.conf.task_routes["workers.maintenance.*"]["queue"] == fleet_stack.QUEUE_MAINTENANCE

@@ -10,16 +10,25 @@ import urllib.request
 from dataclasses import dataclass, field
 from subprocess import Popen
 
+import orjson
 import psycopg
 from celery import Celery
 from celery.exceptions import TaskRevokedError
 from kombu import Exchange, Queue
+from kombu.serialization import register
 
 from gridmon.bench.stack import IngestStack
-from gridmon.celery import QUEUE_MAINTENANCE, QUEUES, SERIALIZER
 from gridmon.services import procs
 from gridmon.services.mosquitto import free_port
 from gridmon.storage import bench_fleet
+
+# The benchmark is a client of the private broker and does not import the Celery app (a process of
+# its own layer): the exchange, queue names and reply serializer are gridmon.celery's, restated.
+EXCHANGE = "gridmon"
+QUEUE_MAINTENANCE = "maintenance"
+QUEUES = ("ingest", "scan", "ml", QUEUE_MAINTENANCE)
+SERIALIZER = "orjson"
+register(SERIALIZER, orjson.dumps, orjson.loads, content_type="application/x-orjson", content_encoding="binary")
 
 # Beat would also run the maintenance predictions; the benchmark drives (and times) those itself.
 _BEAT_PREDICT_OFF_S = 7 * 86400
@@ -122,7 +131,7 @@ class FleetStack(IngestStack):
     def client(self) -> Celery:
         """A Celery client of the private broker with gridmon's queues (sends, waits for results)."""
         if self._client is None:
-            exchange = Exchange("gridmon", type="direct")
+            exchange = Exchange(EXCHANGE, type="direct")
             app = Celery("gridmon-bench", broker=self.redis.url, backend=self.redis.url)
             app.conf.update(
                 task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
@@ -139,7 +148,7 @@ class FleetStack(IngestStack):
         shard, each expiring after `expires` seconds (beat's predict interval). Returns (seconds
         from enqueueing to the last shard's outcome, shards that expired unrun)."""
         app = self.client()
-        queue = Queue(QUEUE_MAINTENANCE, Exchange("gridmon", type="direct"), routing_key=QUEUE_MAINTENANCE)
+        queue = Queue(QUEUE_MAINTENANCE, Exchange(EXCHANGE, type="direct"), routing_key=QUEUE_MAINTENANCE)
         started = time.perf_counter()
         results = [
             app.send_task("workers.maintenance.predict_shard", args=[s], queue=queue, expires=expires)
