@@ -18,6 +18,8 @@ Reported (JSON last):
 - maintenance cycle time (enqueue → last shard's result), each cycle and the longest, and the
   shards that expired unrun (a shard task expires after one predict interval, as beat sets it);
 - API latency p50/p99 of `/devices` and of one device's chart;
+- `alerts`: alert rows at the end, of any kind (the load is healthy; once the publisher stops,
+  devices fall silent, so a long wait for the scan to catch up ends with silent-device alerts);
 - CPU seconds, cores and share of the total per process kind (bench's own process excepted;
   `database`: the PostgreSQL server processes connected to the benchmark's database), and what
   one busy process of each kind handles: stored readings per CPU second of that kind
@@ -165,6 +167,8 @@ def run_fleet_bench(*, database_url: str, params: FleetParams) -> dict[str, Any]
                 cycles.append(stack.predict_cycle(params.shards, expires=params.predict_interval_s))
                 next_cycle += params.predict_interval_s
             publisher.join(0.2)
+        if publisher.exitcode != 0:
+            raise RuntimeError(f"the load publisher exited with code {publisher.exitcode}; logs in {stack.workdir}")
         published, publish_s, dropped = out.get(timeout=60)
         stored, seen = stack.wait_for_rows(published, max(60.0, published / 2000.0))
         if not cycles:
