@@ -180,5 +180,92 @@ def query_cmd(
     click.echo(json.dumps(report))
 
 
+@bench.command("fleet")
+@click.option("--devices", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--interval",
+    "interval_s",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between two readings of one device (load = devices / interval readings/s).",
+)
+@click.option(
+    "--minutes",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="How long the load runs.",
+)
+@click.option(
+    "--scan-workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes on the scan queue.",
+)
+@click.option(
+    "--scan-interval",
+    "scan_interval_s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Beat's scan interval (GRIDMON_SCAN_INTERVAL_S).",
+)
+@click.option(
+    "--predict-interval",
+    "predict_interval_s",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between two maintenance cycles.",
+)
+@click.option("--shards", default=16, show_default=True, type=click.IntRange(1, 4096), help="GRIDMON_SCAN_SHARDS.")
+@click.option(
+    "--ingest-workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes on the ingest queue.",
+)
+@click.option(
+    "--database", default="gridmon_bench_fleet", show_default=True, help="Database used (created, truncated)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+def fleet_cmd(
+    devices: int,
+    interval_s: float,
+    minutes: float,
+    scan_workers: int,
+    scan_interval_s: float,
+    predict_interval_s: float,
+    shards: int,
+    ingest_workers: int,
+    database: str,
+    as_json: bool,
+) -> None:
+    """The whole system under a fleet's load: publisher → bridge → ingest → scans → predictions
+    → alerts, API up; throughput, loss, scan lag, maintenance cycle, API latency, CPU per kind."""
+    from gridmon.bench.fleet import FleetParams, run_fleet_bench
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    params = FleetParams(
+        devices=devices,
+        interval_s=interval_s,
+        minutes=minutes,
+        scan_workers=scan_workers,
+        scan_interval_s=scan_interval_s,
+        predict_interval_s=predict_interval_s,
+        shards=shards,
+        ingest_workers=ingest_workers,
+    )
+    url = with_database(get_settings().database_url, database)
+    report = run_fleet_bench(database_url=url, params=params)
+    if not as_json:
+        for key, value in report.items():
+            click.echo(f"{key:>28}: {value}")
+    click.echo(json.dumps(report))
+
+
 def register(group: click.Group) -> None:
     group.add_command(bench)
