@@ -253,3 +253,16 @@ def test_shards_split_the_fleet_between_prediction_runs(db):
     counts = [run_predictions(now=now, shard=(s, 3)).devices for s in range(3)]
     assert sum(counts) == 6
     assert counts == [sum(1 for k in range(6) if shard_of(f"shard-{k}", 3) == s) for s in range(3)]
+
+
+def test_each_round_enqueues_every_shard_once_starting_one_further() -> None:
+    """A round that overruns loses its last tasks to expiry: rotating the order makes that a
+    different shard each round, so no shard starves while others are scanned every time."""
+    from gridmon.domain.shards import round_order
+
+    rounds = [round_order(16, r) for r in range(40)]
+    assert all(sorted(order) == list(range(16)) for order in rounds)
+    # The last quarter of each round (the tasks an overrun drops) covers every shard over 16 rounds.
+    dropped = {s for order in rounds[:16] for s in order[-4:]}
+    assert dropped == set(range(16))
+    assert rounds[0][0] == 0 and rounds[1][0] == 1 and rounds[16] == rounds[0]

@@ -9,10 +9,13 @@ periodic run expires before the next one (beat entry), so a backlog runs once.
 
 from __future__ import annotations
 
+import time
+
 from celery import group
 
 from gridmon.celery import app
 from gridmon.config import get_settings
+from gridmon.domain.shards import round_order
 from gridmon.jobs.predict import run_predictions
 from gridmon.jobs.rollups import refresh_rollups as refresh_rollups_job
 from gridmon.storage.db import TRANSIENT_DB_ERRORS
@@ -43,7 +46,8 @@ def predict(device_id: str | None = None) -> dict[str, int | str | None]:
 def predict_all() -> dict[str, int]:
     """Beat's entry: one `predict_shard` per scan shard, so maintenance workers share the fleet."""
     shards = get_settings().scan_shards
-    group(predict_shard.s(s).set(expires=PREDICT_INTERVAL_S) for s in range(shards)).apply_async()
+    order = round_order(shards, int(time.time() // PREDICT_INTERVAL_S))
+    group(predict_shard.s(s).set(expires=PREDICT_INTERVAL_S) for s in order).apply_async()
     return {"shards": shards}
 
 

@@ -2,17 +2,21 @@
 
 Beat runs `scan` every scan interval; it enqueues one `scan_shard` per shard (a Celery group),
 so every worker on the `scan` queue takes shards in parallel. Each shard task expires before
-the next round, so a backlog after an outage runs once, not once per missed tick.
+the next round, so a backlog after an outage runs once, not once per missed tick; the order
+rotates every round (`round_order`), so when a round overruns it is not always the same shards
+whose tasks expire.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import group
 
 from gridmon.celery import app
 from gridmon.config import get_settings
+from gridmon.domain.shards import round_order
 from gridmon.jobs.publish import publish
 from gridmon.jobs.scan import run_scan
 
@@ -22,7 +26,8 @@ def scan() -> dict[str, Any]:
     """Enqueue one shard scan per shard (`GRIDMON_SCAN_SHARDS`)."""
     settings = get_settings()
     shards = settings.scan_shards
-    group(scan_shard.s(s).set(expires=settings.scan_interval_s) for s in range(shards)).apply_async()
+    order = round_order(shards, int(time.time() // settings.scan_interval_s))
+    group(scan_shard.s(s).set(expires=settings.scan_interval_s) for s in order).apply_async()
     return {"shards": shards}
 
 

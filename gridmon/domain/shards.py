@@ -30,3 +30,13 @@ def shard_of(device_id: str, shards: int) -> int:
     bucket = bucket_of(device_id)
     # The inverse of bucket_range: the largest s with s * BUCKETS // shards <= bucket.
     return ((bucket + 1) * shards - 1) // BUCKETS
+
+
+def round_order(shards: int, round_no: int) -> list[int]:
+    """The shards in the order one round enqueues them: rotated by one every round, so when a
+    round overruns and its last tasks expire, it is a different shard each time (every shard
+    falls behind by at most a round or so, instead of the same few starving)."""
+    if shards < 1:
+        raise ValueError("need at least one shard")
+    start = round_no % shards
+    return [(start + i) % shards for i in range(shards)]
