@@ -127,10 +127,12 @@ def test_band_route_draws_the_detectors_expectation(db, redis_client):
     t0 = base_time() - 3600
     store(fault_rows("dev-b", t0, seed=6))
     client = TestClient(create_app())
-    assert client.get("/devices/dev-b/band").status_code == 404  # not scanned yet
+    unscored = client.get("/devices/dev-b/band")
+    assert unscored.status_code == 200 and unscored.json()["scored"] is False  # not scanned yet
+    assert unscored.json()["metrics"] == []
     run_scan(now=t0 + 2 * N, drain=False)
     body = client.get("/devices/dev-b/band", params={"points": 10}).json()
-    assert len(body["ts"]) == 10
+    assert body["scored"] is True and len(body["ts"]) == 10
     by_metric = {m["metric"]: m for m in body["metrics"]}
     temperature = by_metric["temperature"]
     assert all(lo < 35.0 < hi for lo, hi in zip(temperature["low"], temperature["high"], strict=True))

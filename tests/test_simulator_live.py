@@ -99,10 +99,16 @@ def test_dry_run_prints_payloads_the_bridge_accepts(tmp_path: Path) -> None:
     now = time.time()
     for line in lines:
         doc = json.loads(line)
-        assert set(doc) == {"device_id", "timestamp", "voltage", "current", "temperature"}
+        assert set(doc) == {"device_id", "timestamp", "voltage", "current", "temperature", "seq"}
         assert doc["timestamp"].endswith("+00:00") and len(doc["timestamp"]) == 32
         reading = parse_reading(f"grid/sensors/{doc['device_id']}", line.encode(), now)
         assert isinstance(reading, Reading), reading
+    by_device: dict[str, list[int]] = {}
+    for line in lines:
+        doc = json.loads(line)
+        by_device.setdefault(doc["device_id"], []).append(doc["seq"])
+    # Each device counts its own readings: 0, 1, 2, … in publishing order (gap accounting's input).
+    assert all(seqs == list(range(seqs[0], seqs[0] + len(seqs))) for seqs in by_device.values())
     faults = read_truth(truth)
     assert faults and all(isinstance(f, Fault) for f in faults)
     assert "printed 400/400 readings" in result.stderr

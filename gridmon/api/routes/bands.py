@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from gridmon.api.auth import ReadAccess
-from gridmon.api.errors import DATA_RESPONSES, NOT_FOUND
-from gridmon.api.params import DeviceId, now_utc
+from gridmon.api.errors import DATA_RESPONSES
+from gridmon.api.params import DeviceId, IsoDatetime, aware, now_utc
 from gridmon.jobs.bands import device_band
 
 router = APIRouter(tags=["devices"], responses=DATA_RESPONSES)
@@ -31,6 +31,8 @@ class BandSeries(BaseModel):
 
 class DeviceBandResponse(BaseModel):
     device_id: str
+    scored: bool
+    """False until a scan has scored the device (then `ts` and `metrics` are empty)."""
     ts: list[datetime]
     metrics: list[BandSeries]
 
@@ -43,24 +45,25 @@ def _clean(values: list[float]) -> list[float | None]:
     "/devices/{device_id}/band",
     response_model=DeviceBandResponse,
     dependencies=ReadAccess,
-    responses=NOT_FOUND,
     summary="What the anomaly detector expects of each metric, and its band, over a time range",
 )
 def get_band(
     device_id: DeviceId,
-    start: Annotated[datetime | None, Query(description="Default: 24 h before `end`.")] = None,
-    end: Annotated[datetime | None, Query(description="Default: now.")] = None,
+    start: Annotated[IsoDatetime | None, Query(description="Default: 24 h before `end`. Naive = UTC.")] = None,
+    end: Annotated[IsoDatetime | None, Query(description="Default: now.")] = None,
     points: Annotated[int, Query(ge=2, le=MAX_POINTS)] = 288,
 ) -> DeviceBandResponse:
-    stop = end or now_utc()
-    begin = start or stop - timedelta(hours=24)
+    stop = aware(end) if end is not None else now_utc()
+    begin = aware(start) if start is not None else stop - timedelta(hours=24)
     if begin >= stop:
         raise HTTPException(status_code=422, detail="start must be before end")
     band = device_band(device_id, begin.timestamp(), stop.timestamp(), points)
     if band is None:
-        raise HTTPException(status_code=404, detail=f"no detector state for device {device_id!r} yet")
+        # Not an error: a device is watched from its first scan on; the chart says so.
+        return DeviceBandResponse(device_id=device_id, scored=False, ts=[], metrics=[])
     return DeviceBandResponse(
         device_id=device_id,
+        scored=True,
         ts=[datetime.fromtimestamp(t, tz=stop.tzinfo) for t in band.ts],
         metrics=[
             BandSeries(

@@ -147,8 +147,8 @@ export class DeviceView {
       api("/alerts" + query({ device: id, state: ["open", "acknowledged"], limit: 100 })),
       // Only ask when one exists: the summary says so, and a 404 would only add noise.
       detail.risk_computed_at ? api(`${path}/prediction`) : Promise.resolve(null),
-      // The detector's expectation: none until the first scan has scored this device (404).
-      api(`${path}/band` + query({ start: start.toISOString(), end: end.toISOString(), points: 288 })).catch(() => null),
+      // The detector's expectation (`scored: false` until the first scan has scored this device).
+      api(`${path}/band` + query({ start: start.toISOString(), end: end.toISOString(), points: 288 })).then((b) => (b.scored ? b : null)),
       loadPlotly(),
     ]).catch((error) => {
       if (generation === this.generation) $("device-chart-note").textContent = `could not load: ${error.detail || error.message}`;
