@@ -13,6 +13,7 @@ from psycopg import sql
 
 from gridmon.config import REPO_ROOT
 from gridmon.storage.db import ensure_database
+from tests.conftest import readings_is_hypertable
 
 EXPECTED_TABLES = {
     "sensor_readings",
@@ -45,12 +46,7 @@ def _tables(url: str) -> set[str]:
 
 
 def _is_hypertable(conn: psycopg.Connection[Any]) -> bool:
-    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
-        return False
-    found = conn.execute(
-        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'sensor_readings'"
-    ).fetchone()
-    return found is not None
+    return readings_is_hypertable(conn)
 
 
 def test_upgrade_downgrade_upgrade(migrated_database: str) -> None:
