@@ -2,9 +2,9 @@
 
 Beat runs `scan` every scan interval; it enqueues one `scan_shard` per shard (a Celery group),
 so every worker on the `scan` queue takes shards in parallel. Each shard task expires before
-the next round, so a backlog after an outage runs once, not once per missed tick; the order
-rotates every round (`round_order`), so when a round overruns it is not always the same shards
-whose tasks expire.
+the next round, so a backlog after an outage runs once, not once per missed tick. Shard 0 (its
+task also does the round's housekeeping) goes first and the others rotate every round
+(`round_order`), so when a round overruns it is not always the same shards whose tasks expire.
 """
 
 from __future__ import annotations

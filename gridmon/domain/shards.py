@@ -33,10 +33,12 @@ def shard_of(device_id: str, shards: int) -> int:
 
 
 def round_order(shards: int, round_no: int) -> list[int]:
-    """The shards in the order one round enqueues them: rotated by one every round, so when a
-    round overruns and its last tasks expire, it is a different shard each time (every shard
-    falls behind by at most a round or so, instead of the same few starving)."""
+    """The shards in the order one round enqueues them: shard 0 first (its task also does the
+    round's housekeeping: staleness, publishing, data gaps), the others rotated by one every
+    round, so when a round overruns and its last tasks expire, it is a different shard each time
+    (every shard falls behind by at most a round or so, instead of the same few starving)."""
     if shards < 1:
         raise ValueError("need at least one shard")
-    start = round_no % shards
-    return [(start + i) % shards for i in range(shards)]
+    rest = shards - 1
+    start = round_no % rest if rest else 0
+    return [0] + [1 + (start + i) % rest for i in range(rest)]
