@@ -275,7 +275,13 @@ def test_live_dashboard_over_the_real_pipeline(browser: Any, live_stack: tuple[I
         page.click("#token-save")
         expect(page.locator("#token-button")).to_have_text("Token ✓")  # the session cookie is set
         item = page.locator(f'#alerts-list li[data-alert="{alert_id}"]')
-        item.locator("input.note").fill("crew dispatched")
+        # A live event may re-render the list while Playwright fills the field: the page keeps a
+        # note typed into the live node, but a fill that landed on the node just replaced is lost.
+        note = item.locator("input.note")
+        for _ in range(5):
+            note.fill("crew dispatched")
+            if note.input_value() == "crew dispatched":
+                break
         item.locator("button.ack").click()
         page.wait_for_selector(f'#alerts-list li[data-alert="{alert_id}"][data-state="acknowledged"]')
         row = db.execute("SELECT device_id, metric, state, ack_note FROM alerts WHERE id = %s", (alert_id,)).fetchone()
