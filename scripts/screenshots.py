@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,16 +23,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gridmon.services.chromium import CHROMIUM_ARGS, NOT_FOUND, find_chromium
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT: Any = {"width": 1440, "height": 900}
 
 
@@ -70,10 +61,7 @@ def demo_ready(url: str, token: str | None) -> str | None:
 
 
 def chromium() -> str:
-    path = os.environ.get("GRIDMON_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        sys.exit("Chromium not found: apt-get install -y chromium (or set GRIDMON_CHROMIUM)")
-    return path
+    return find_chromium() or sys.exit(NOT_FOUND)
 
 
 def shoot(url: str, device: str, out: Path) -> list[Path]:

@@ -12,9 +12,7 @@ these tests fail, naming the fix: a browser test that skips itself would prove n
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -36,6 +34,7 @@ from playwright.sync_api import expect, sync_playwright
 from gridmon.bench.stack import IngestStack
 from gridmon.config import REPO_ROOT, Settings
 from gridmon.services import procs
+from gridmon.services.chromium import CHROMIUM_ARGS, NOT_FOUND, find_chromium
 from gridmon.services.mosquitto import free_port
 from gridmon.simulator.dataset import degradation_scenario, healthy_scenario
 from gridmon.simulator.load import make_load_payloads, publish_readings
@@ -49,16 +48,6 @@ from tests.test_dashboard_live import ServerThread
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=30_000)
 
-# Without the background-networking flags, Chromium keeps dialling out, which a closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
 VIEWPORT = {"width": 1440, "height": 900}
 DEVICES = 24
@@ -67,13 +56,9 @@ HISTORY_S = 36 * 3600.0
 
 
 def chromium_path() -> str:
-    path = os.environ.get("GRIDMON_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = find_chromium()
     if not path:
-        pytest.fail(
-            "Chromium not found: install Debian's package (`apt-get update && apt-get install -y chromium`; "
-            ".ci/run does) or set GRIDMON_CHROMIUM to its path",
-            pytrace=False,
-        )
+        pytest.fail(NOT_FOUND, pytrace=False)
     return path
 
 
