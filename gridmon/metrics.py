@@ -47,6 +47,7 @@ class IngestMetrics:
     latency: Histogram
     failures: Counter
     missing: Counter
+    filled: Counter
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,7 +90,12 @@ def ingest() -> IngestMetrics:
         missing=Counter(
             "gridmon_readings_missing",
             "Readings found missing by the devices' seq (net new per batch; late readings filling a gap "
-            "are not subtracted)",
+            "are counted in gridmon_readings_missing_filled_total)",
+        ),
+        filled=Counter(
+            "gridmon_readings_missing_filled",
+            "Readings counted missing that arrived later and filled their gap (late delivery, or two "
+            "workers storing a device's batches out of order)",
         ),
     )
 

@@ -206,15 +206,28 @@ def test_bad_seq_row_in_a_batch_becomes_a_dead_letter(db: psycopg.Connection) ->
 
 
 def test_missing_counter_counts_new_gaps_once(db: psycopg.Connection) -> None:
-    counter = metrics.ingest().missing
-    before = counter._value.get()
+    counter, filled = metrics.ingest().missing, metrics.ingest().filled
+    before, filled_before = counter._value.get(), filled._value.get()
     batch = [row(s, s) for s in (0, 1, 5, 6, 9)]  # 3 + 2 missing
     store_batch(batch)
     store_batch(batch)  # redelivered: nothing new
     assert counter._value.get() - before == 5
-    store_batch([row(2, 2)])  # a late reading fills one: the counter does not go back
+    store_batch([row(2, 2)])  # a late reading fills one: the counter does not go back; filled counts it
     assert counter._value.get() - before == 5
+    assert filled._value.get() - filled_before == 1
     assert missing_for_device(db, "dev_a") == 4
+
+
+def test_batches_stored_out_of_order_open_and_fill_a_gap_and_net_nothing(db: psycopg.Connection) -> None:
+    """Two workers may store a device's batches in the wrong order: the later batch finds a gap
+    that the earlier one then fills. Both counters see it; what stays missing is 0."""
+    counter, filled = metrics.ingest().missing, metrics.ingest().filled
+    before, filled_before = counter._value.get(), filled._value.get()
+    store_batch(readings([0]))
+    store_batch(readings([3, 4], start=3))
+    store_batch(readings([1, 2], start=1))
+    assert counter._value.get() - before == filled._value.get() - filled_before == 2
+    assert missing_for_device(db, "dev_a") == 0
 
 
 def test_api_reports_readings_missing_per_device_and_per_hour(db: psycopg.Connection, make_client: ClientFactory) -> None:

@@ -4,8 +4,7 @@
   alerting rules' unit tests (`deploy/prometheus/tests/gridmon.test.yml`);
 - every metric gridmon exports is listed here with its labels, and follows Prometheus naming
   (`_total` counters, units in names, no unbounded labels);
-- every metric a rule reads is one gridmon exports (or `up`, or the documented future
-  `gridmon_readings_missing_total` of loss accounting).
+- every metric a rule reads is one gridmon exports (or `up`).
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "gridmon_celery_task_runs_total": ("outcome", "task"),
     "gridmon_quarantined_readings_total": ("job", "reason"),
     "gridmon_readings_missing_total": (),
+    "gridmon_readings_missing_filled_total": (),
     # API: tables, broker, settings, requests
     "gridmon_api_database_up": (),
     "gridmon_devices": ("status",),

@@ -72,6 +72,20 @@ def _good_seq(seq: Any) -> bool:
     return seq is None or (type(seq) is int and 0 <= seq < SEQ_MODULUS)
 
 
+def _good_lengths_and_seqs(rows: Sequence[Sequence[Any]]) -> bool:
+    """Six items, or seven with a good `seq` last (in C-level passes: this runs on every batch)."""
+    lengths = set(map(len, rows))
+    if lengths == {6}:
+        return True
+    if not lengths <= {6, 7}:
+        return False
+    seqs = [row[6] for row in rows if len(row) == 7]
+    if not set(map(type, seqs)) <= {int, type(None)}:
+        return False
+    numbers = [seq for seq in seqs if seq is not None]
+    return not numbers or (min(numbers) >= 0 and max(numbers) < SEQ_MODULUS)
+
+
 def _all_good(rows: Sequence[Sequence[Any]]) -> bool:
     """The fast check: every row has the shape, finite values inside the bounds, plain ids."""
     try:
@@ -87,7 +101,7 @@ def _all_good(rows: Sequence[Sequence[Any]]) -> bool:
     # numpy also reads "230" and True as numbers: the types themselves must be numbers.
     if not {type(v) for row in rows for v in row[1:5]} <= {int, float}:
         return False
-    if any(len(row) != 6 and (len(row) != 7 or not _good_seq(row[6])) for row in rows):
+    if not _good_lengths_and_seqs(rows):
         return False
     ids = {row[0] for row in rows}
     if not all(isinstance(i, str) and valid_device_id(i) for i in ids):

@@ -124,6 +124,8 @@ def store_batch(
     m.duplicates.inc(result.duplicates)
     if result.missing_change > 0:
         m.missing.inc(result.missing_change)
+    elif result.missing_change < 0:
+        m.filled.inc(-result.missing_change)
     m.batch_size.observe(len(readings))
     metrics.observe_many(m.latency, [max(committed - float(row[1]), 0.0) for row in rows])
     for reason, count in Tally(d.reason for d in dead_letters).items():
@@ -136,8 +138,6 @@ def store_batch(
         result.dead_letters,
         (time.monotonic() - started) * 1000,
     )
-    if any(len(r) > 6 for r in rows):  # the safety check reads the reading, not its seq
-        rows = [core_row(r) for r in rows]
     events = check_safety_limits(rows, wrote_events=status_events > 0)
     return IngestReport(
         len(readings),
@@ -234,7 +234,8 @@ def _check_safety_limits(rows: Sequence[Sequence[Any]], wrote_events: bool = Fal
         get_publisher().drain_if_due(wrote_events)
         return 0
     written = 0
-    result = check_safety(rows_to_frame(rows), cached.get(), cached.default)
+    # The frame holds the readings, not their seq (rows with and without one may mix).
+    result = check_safety(rows_to_frame([core_row(r) for r in rows]), cached.get(), cached.default)
     if result.findings:
         with db.connection() as conn:
             written = len(apply_findings(conn, result.findings, gap_s=get_settings().episode_gap_s))

@@ -6,9 +6,9 @@ broker redelivery, MQTT resend) is stored once, and the statement's row count te
 from duplicate readings. `ingested_at` is the time the row was written (clock_timestamp(), a few
 milliseconds before the batch commits), not the transaction start.
 
-Rows may carry a seventh item, the device's `seq`: it is stored, and the batch's gaps are
-recomputed (`gridmon.storage.seq_gaps`) in the same transaction. Batches without any `seq` skip
-that step and copy the six columns they always did.
+Rows may carry a seventh item, the device's `seq`: it is stored, and the batch's devices and gaps
+are accounted by `gridmon.storage.seq_gaps` in the same transaction. Batches without any `seq`
+skip that step and copy the six columns they always did.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import psycopg
 
 from gridmon.domain.readings import DeadLetter
 from gridmon.storage.dead_letters import write_dead_letters
-from gridmon.storage.seq_gaps import recompute_gaps
+from gridmon.storage.seq_gaps import account_batch, lock_devices
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,16 @@ FROM gridmon_staging
 ON CONFLICT (device_id, ts) DO NOTHING
 """
 # Ordered by device_id so concurrent batches lock device rows in the same order (no deadlock).
+# A batch without seq that moves `last_seen` leaves the device's latest reading without one:
+# `last_seq` (`gridmon.storage.seq_gaps`, the batches with seq) becomes NULL.
 _UPSERT_DEVICES = """
 INSERT INTO devices AS d (device_id, first_seen, last_seen)
 SELECT device_id, to_timestamp(min(ts_epoch)), to_timestamp(max(ts_epoch))
 FROM gridmon_staging GROUP BY device_id ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE
 SET first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
-    last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen)
+    last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen),
+    last_seq = CASE WHEN EXCLUDED.last_seen > d.last_seen THEN NULL ELSE d.last_seq END
 WHERE EXCLUDED.last_seen > d.last_seen OR EXCLUDED.first_seen < d.first_seen
 """
 
@@ -145,7 +148,7 @@ def write_readings(
 ) -> WriteResult:
     """Store a batch (rows of device_id, ts epoch, voltage, current, temperature, extra and
     optionally seq) and its dead letters in the caller's transaction; with any seq in the batch,
-    recompute the gaps it touched."""
+    account the gaps it touched."""
     inserted = 0
     missing_change = 0
     with_seq = any(len(r) > 6 and r[6] is not None for r in readings)
@@ -159,11 +162,13 @@ def write_readings(
                 with cur.copy(_COPY_STAGING) as copy:
                     trailing = any(len(r) > 6 for r in readings)  # seq items, all None
                     copy.write(_copy_text([r[:6] for r in readings] if trailing else readings))
+            heads = lock_devices(cur) if with_seq else None
             cur.execute(_MOVE)
             inserted = max(cur.rowcount, 0)
-            cur.execute(_UPSERT_DEVICES)
-            if with_seq:
-                missing_change = recompute_gaps(cur)
+            if heads is not None:
+                missing_change = account_batch(cur, readings, heads)
+            else:
+                cur.execute(_UPSERT_DEVICES)
         n_dead = write_dead_letters(cur, dead)
     return WriteResult(len(readings), inserted, len(readings) - inserted, n_dead, missing_change)
 

@@ -1,38 +1,43 @@
 """`reading_gaps`: which readings never arrived, from the devices' own sequence numbers.
 
 A device that sends `seq` (0, 1, 2, … per reading, wrapping at 2^32) lets ingest see what the
-broker dropped. Readings are ordered by time per device; for two consecutive stored readings
-with seqs p then s:
-- s > p: s - p - 1 readings are missing (0 when they follow each other);
-- s < p after a wrap (p in the top 2^16 values, s in the bottom 2^16): s + 2^32 - p - 1 missing;
-- any other step backwards (a reset to 0, a jump back: the device restarted) or an equal seq
-  (the same reading sent again with another time): nothing missing;
-- a reading without seq on either side: nothing known, nothing counted.
-The count is stored on the later reading's row in `reading_gaps` (only where it is above 0).
+broker dropped. Readings are ordered by time per device; the step between two consecutive stored
+readings counts missing readings by the rule in `gridmon.domain.seq` (restarts, repeats and
+readings without seq count nothing). The count is stored on the later reading's row in
+`reading_gaps` (only where it is above 0).
 
-Idempotent by construction: after a batch is written, the gaps are *recomputed from the stored
-readings* over the span each device's batch touched — from the device's last stored reading before
-the batch to its first stored reading after it — replacing what `reading_gaps` held for that span.
+Two ways, one result (`account_batch`, in the batch's transaction, after its readings moved):
+- the common case, a device's readings arriving in order: its batch lies wholly after everything
+  stored for it, and its steps follow from the batch and the device's head (`devices.last_seq`,
+  the seq of its latest stored reading), which the batch's `devices` upsert returns. No read of
+  `sensor_readings`; only gaps are written.
+- everything else (late or redelivered readings, duplicates, a batch reaching back before
+  `last_seen`): the gaps are *recomputed from the stored readings* over the span the device's
+  batch touched — from the device's last stored reading before the batch to its first stored
+  reading after it — replacing what `reading_gaps` held for that span, and the head is read back.
 A redelivered batch, duplicates, readings arriving out of order or late (filling a gap) therefore
 all end up with the counts the complete table implies. Concurrent batches of one device are
-serialised by the `devices` row each batch upserts first (locked by `ON CONFLICT DO UPDATE` until
-commit), so the later one recomputes with the earlier one's readings visible.
+serialised by the `devices` row each batch upserts (locked by `ON CONFLICT DO UPDATE` until
+commit): the later one sees the earlier one's readings and head. Two batches whose readings
+interleave in time cannot both be "in order": the one upserting second finds `last_seen` past its
+first reading and recomputes, up to the first stored reading after it, which corrects the step
+the other counted across its then invisible readings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 
 from gridmon.domain.readings import SEQ_MODULUS
+from gridmon.domain.seq import WRAP_WINDOW, Head, plan_batch
 
-WRAP_WINDOW = 2**16
-"""A step from the top WRAP_WINDOW values of seq to the bottom WRAP_WINDOW is a wrap-around."""
-
-# One statement per batch (one round trip, no temporary table). For each device of the batch's seq
-# readings, the span runs from the batch's first reading (`lo`) to the device's first stored
+# One statement per batch (one round trip, no temporary table). For each device to recompute,
+# the span runs from the batch's first reading (`lo`) to the device's first stored
 # reading after the batch (`hi`, or the batch's last); the stored readings of the span, preceded
 # by the device's last stored reading before it, give every step whose later reading lies in the
 # span. Steps with readings missing are upserted into reading_gaps, steps without are deleted from
@@ -44,7 +49,7 @@ WITH span AS (
            coalesce((SELECT r.ts FROM sensor_readings r WHERE r.device_id = s.device_id AND r.ts > s.hi
                      ORDER BY r.ts LIMIT 1), s.hi) AS hi
     FROM (SELECT device_id, to_timestamp(min(ts_epoch)) AS lo, to_timestamp(max(ts_epoch)) AS hi
-          FROM gridmon_staging WHERE seq IS NOT NULL GROUP BY device_id) s
+          FROM gridmon_staging WHERE device_id = ANY(%(devices)s) GROUP BY device_id) s
 ),
 steps AS (
     SELECT device_id, ts,
@@ -82,13 +87,71 @@ SELECT (SELECT coalesce(sum(missing), 0) FROM kept) - (SELECT n FROM earlier), (
 """
 
 
-def recompute_gaps(cur: psycopg.Cursor) -> int:
-    """Recompute `reading_gaps` over the spans the staged batch (`gridmon_staging`) touched, in
-    the caller's transaction, after the batch was moved into `sensor_readings`. Returns how the
-    missing count changed (negative when late readings filled gaps; for the metrics only)."""
+# The `devices` upsert of a batch with seq (`gridmon.storage.readings` has the plain one). It also
+# keeps `last_seq` when the batch moves `last_seen`: the seq of the staged reading at the batch's
+# last time (`max` of arrays orders by time, then seq; float8 holds any seq exactly). And it
+# records, for RETURNING, the device's `last_seq` before the batch (`prior_seq`) and whether the
+# batch's first reading lies after the `last_seen` before it (`prior_in_order`, compared as stored
+# timestamps); both are NULL for a device the batch created. A row the WHERE leaves alone (the
+# batch lies inside its known span) is still locked, and not returned.
+# Ordered by device_id so concurrent batches lock device rows in the same order (no deadlock).
+_UPSERT_DEVICES = """
+INSERT INTO devices AS d (device_id, first_seen, last_seen, last_seq)
+SELECT device_id, to_timestamp(min(ts_epoch)), to_timestamp(max(ts_epoch)),
+       (max(ARRAY[ts_epoch, seq]))[2]::bigint
+FROM gridmon_staging GROUP BY device_id ORDER BY device_id
+ON CONFLICT (device_id) DO UPDATE
+SET first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen),
+    last_seq = CASE WHEN EXCLUDED.last_seen > d.last_seen THEN EXCLUDED.last_seq ELSE d.last_seq END,
+    prior_seq = d.last_seq,
+    prior_in_order = EXCLUDED.first_seen > d.last_seen
+WHERE EXCLUDED.last_seen > d.last_seen OR EXCLUDED.first_seen < d.first_seen
+RETURNING device_id, prior_in_order, prior_seq
+"""
+_STORE_GAPS = """
+INSERT INTO reading_gaps (device_id, ts, missing)
+SELECT d, to_timestamp(t), m FROM unnest(%s::text[], %s::float8[], %s::bigint[]) AS g(d, t, m)
+ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
+"""
+# After a recompute: the head is what the table says (the batch's own last reading may have been a
+# duplicate whose stored twin carries another seq).
+_READ_BACK_HEADS = """
+UPDATE devices d SET last_seq = (
+    SELECT r.seq FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY r.ts DESC LIMIT 1
+) WHERE d.device_id = ANY(%s)
+"""
+
+
+def lock_devices(cur: psycopg.Cursor) -> dict[str, Head]:
+    """Upsert the devices of the staged batch (`gridmon_staging`), before its readings move: each
+    device's row stays locked until commit, so batches of one device are accounted one at a time,
+    each seeing the readings of those before it. Returns each moved device's head."""
+    return {device: (in_order, seq) for device, in_order, seq in cur.execute(_UPSERT_DEVICES).fetchall()}
+
+
+def account_batch(cur: psycopg.Cursor, rows: Sequence[Sequence[Any]], heads: dict[str, Head]) -> int:
+    """Bring `reading_gaps` up to date for the batch `rows` (staged, devices locked by
+    `lock_devices`, then moved into `sensor_readings`), in the caller's transaction. Returns how
+    the missing count changed (negative when late readings filled gaps; for the metrics only)."""
+    plan = plan_batch(rows, heads)
+    change = 0
+    if plan.gaps:
+        devices, times, missing = (list(column) for column in zip(*plan.gaps, strict=True))
+        cur.execute(_STORE_GAPS, (devices, times, missing))
+        change += sum(missing)
+    if plan.recompute:
+        change += recompute_gaps(cur, plan.recompute)
+        cur.execute(_READ_BACK_HEADS, (plan.recompute,))
+    return change
+
+
+def recompute_gaps(cur: psycopg.Cursor, devices: list[str]) -> int:
+    """Recompute `reading_gaps` over the spans the staged batch (`gridmon_staging`) touched for
+    `devices`, from the stored readings. Returns how the missing count changed."""
     # Never prepared: a cached generic plan does not see how few devices a span holds and joins
     # the whole of sensor_readings (measured: ~300 ms instead of ~25 ms per 1,000 devices).
-    row = cur.execute(_RECOMPUTE, prepare=False).fetchone()
+    row = cur.execute(_RECOMPUTE, {"devices": devices}, prepare=False).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -1,0 +1,162 @@
+"""The two ways ingest accounts `seq` gaps — from the batch and the device's head when readings
+arrive in order, from the stored rows otherwise — always agree with counting the table afresh.
+
+`plan_batch` is checked on its own (which devices take which way); then random delivery histories
+(in order, late, redelivered, duplicated, restarts, wrap-arounds, readings without seq) go
+through the real write path, and after every batch `reading_gaps` and `devices.last_seq` must equal
+what a from-scratch pass over `sensor_readings` gives.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import psycopg
+import pytest
+
+from gridmon.domain.readings import SEQ_MODULUS
+from gridmon.domain.seq import Head, missing_between, plan_batch, stored_micros
+from gridmon.storage.readings import write_readings
+
+T0 = 1_764_000_000.0
+
+
+def r(device: str, ts: float, seq: int | None) -> list[Any]:
+    return [device, ts, 230.0, 4.0, 35.0, None, seq]
+
+
+def test_missing_between_follows_the_rule() -> None:
+    assert missing_between(4, 5) == 0
+    assert missing_between(4, 9) == 4
+    assert missing_between(SEQ_MODULUS - 2, 1) == 2  # wrap: 2^32-1 and 0 missing
+    assert missing_between(9, 0) == 0  # restart
+    assert missing_between(9, 9) == 0  # the same reading again
+    assert missing_between(None, 9) == 0 and missing_between(9, None) == 0
+
+
+def test_plan_counts_in_order_batches_from_the_head_and_sends_the_rest_to_the_table() -> None:
+    heads: dict[str, Head] = {
+        "in_order": (True, 10),
+        "late": (False, 10),  # the batch reaches back before last_seen
+        "dup": (True, 10),
+        "new": (None, None),
+        "plain": (True, 10),
+        "plain_late": (False, 10),
+    }
+    rows = [
+        r("in_order", T0 + 2, 13),
+        r("in_order", T0 + 1, 11),  # out of order inside the batch: sorted by time first
+        r("late", T0, 11),
+        r("dup", T0 + 1, 11),
+        r("dup", T0 + 1, 12),
+        r("new", T0 + 1, 7),
+        r("unknown", T0 + 1, 1),  # the upsert did not return it: inside its known span
+        r("plain", T0 + 1, None),  # in order: nothing to count
+        r("plain_late", T0 - 1, None),  # may split a step counted before
+    ]
+    plan = plan_batch(rows, heads)
+    assert plan.gaps == [("in_order", T0 + 2, 1)]  # 11 follows 10; 12 missing before 13
+    assert sorted(plan.recompute) == ["dup", "late", "plain_late", "unknown"]
+
+
+def test_stored_micros_is_what_postgres_stores(db: psycopg.Connection) -> None:
+    rng = random.Random(5)
+    stamps = [T0 + rng.random() * 1e5 for _ in range(2000)] + [T0 + k * 0.0000005 for k in range(200)]
+    got = db.execute(
+        "SELECT array_agg(((extract(epoch FROM to_timestamp(t)) - 946684800) * 1000000)::bigint ORDER BY o)"
+        " FROM unnest(%s::float8[]) WITH ORDINALITY AS u(t, o)",
+        (stamps,),
+    ).fetchone()
+    assert got is not None and got[0] == [stored_micros(t) for t in stamps]
+
+
+def write(db: psycopg.Connection, batch: list[list[Any]]) -> None:
+    with db.transaction():  # one batch, one transaction, as the ingest task writes it
+        write_readings(db, batch)
+
+
+def fresh_count(db: psycopg.Connection) -> tuple[dict[tuple[str, float], int], dict[str, int | None]]:
+    """Gaps and heads by a pass over the whole table."""
+    gaps: dict[tuple[str, float], int] = {}
+    heads: dict[str, int | None] = {}
+    previous: dict[str, int | None] = {}
+    rows = db.execute("SELECT device_id, extract(epoch FROM ts)::float8, seq FROM sensor_readings ORDER BY device_id, ts")
+    for device, ts, seq in rows:
+        missing = missing_between(previous.get(device), seq)
+        if missing:
+            gaps[(device, ts)] = missing
+        previous[device] = seq
+        heads[device] = seq
+    return gaps, heads
+
+
+def stored(db: psycopg.Connection) -> tuple[dict[tuple[str, float], int], dict[str, int | None]]:
+    gaps = {
+        (d, float(ts)): int(n)
+        for d, ts, n in db.execute("SELECT device_id, extract(epoch FROM ts)::float8, missing FROM reading_gaps")
+    }
+    heads = {d: s for d, s in db.execute("SELECT device_id, last_seq FROM devices")}
+    return gaps, heads
+
+
+def history(rng: random.Random, devices: int) -> list[list[Any]]:
+    """Each device's readings as sent: a counter with restarts and a wrap, losses marked later."""
+    out: list[list[Any]] = []
+    for d in range(devices):
+        device = f"dev_{d}"
+        seq = rng.choice([0, SEQ_MODULUS - 30])
+        for k in range(120):
+            if rng.random() < 0.02:
+                seq = 0  # the device restarted
+            with_seq = rng.random() > 0.05
+            out.append(r(device, T0 + k + rng.choice([0.0, 0.25, 0.0000004]), seq if with_seq else None))
+            seq = (seq + 1) % SEQ_MODULUS
+    return out
+
+
+def deliveries(rng: random.Random, sent: list[list[Any]]) -> list[list[list[Any]]]:
+    """Batches as a lossy, redelivering, reordering pipeline might hand them over."""
+    by_time = sorted(sent, key=lambda row: row[1])
+    kept = [row for row in by_time if rng.random() > 0.1]
+    lost_for_now = [row for row in by_time if row not in kept]
+    batches: list[list[list[Any]]] = []
+    k = 0
+    while k < len(kept):
+        size = rng.randint(1, 25)
+        batch = kept[k : k + size]
+        if rng.random() < 0.2:
+            rng.shuffle(batch)
+        if rng.random() < 0.1 and batch:
+            batch.append(list(batch[0]))  # a duplicate inside the batch
+        if rng.random() < 0.1 and batch:
+            twin = list(batch[-1])
+            twin[6] = None if twin[6] is None else (twin[6] + 5) % SEQ_MODULUS
+            batch.append(twin)  # the same time sent twice with different seqs
+        batches.append(batch)
+        if rng.random() < 0.1:
+            batches.append(list(batch))  # redelivered
+        k += size
+    late = [row for row in lost_for_now if rng.random() < 0.5]  # half of the losses turn up late
+    for j in range(0, len(late), 7):
+        batches.insert(rng.randint(len(batches) // 2, len(batches)), late[j : j + 7])
+    return batches
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_random_histories_match_a_fresh_count_after_every_batch(db: psycopg.Connection, seed: int) -> None:
+    rng = random.Random(seed)
+    batches = deliveries(rng, history(rng, devices=6))
+    assert len(batches) > 30
+    for k, batch in enumerate(batches):
+        write(db, batch)
+        assert stored(db) == fresh_count(db), f"batch {k} of seed {seed}"
+
+
+def test_a_device_that_stops_sending_seq_has_no_head(db: psycopg.Connection) -> None:
+    write(db, [r("dev_a", T0, 1), r("dev_a", T0 + 1, 2)])
+    write(db, [["dev_a", T0 + 2, 230.0, 4.0, 35.0, None]])  # an old firmware, no seq
+    assert db.execute("SELECT last_seq FROM devices").fetchone() == (None,)
+    write(db, [r("dev_a", T0 + 3, 9)])  # its successor knows nothing about 3 … 8
+    assert stored(db) == fresh_count(db)
+    assert stored(db)[0] == {}
