@@ -36,5 +36,6 @@ def test_bench_query_prints_its_figures_as_the_last_line() -> None:
 
 
 def test_bench_query_rejects_nonsense_sizes() -> None:
-    result = CliRunner().invoke(bench, ["query", "--devices", "0"])
-    assert result.exit_code != 0 and "must be positive" in result.output
+    for option, value in (("--devices", "0"), ("--days", "0"), ("--interval", "-1"), ("--repeats", "0")):
+        result = CliRunner().invoke(bench, ["query", option, value])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output

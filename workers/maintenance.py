@@ -10,6 +10,7 @@ periodic run expires before the next one (beat entry), so a backlog runs once.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from celery import group
 
@@ -23,20 +24,22 @@ from gridmon.storage.db import TRANSIENT_DB_ERRORS
 # Limits come from the settings the worker starts with (beat runs the task every predict_interval_s).
 PREDICT_INTERVAL_S = get_settings().predict_interval_s
 ROLLUP_INTERVAL_S = get_settings().rollup_interval_s
+# A prediction (one device, or one shard): rerun if its worker died, retried on transient
+# database errors, and stopped before the next periodic run is due.
+PREDICT_TASK: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT_DB_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "soft_time_limit": PREDICT_INTERVAL_S * 0.8,
+    "time_limit": PREDICT_INTERVAL_S * 0.9,
+}
 
 
-@app.task(
-    name="workers.maintenance.predict",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_DB_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=5,
-    soft_time_limit=PREDICT_INTERVAL_S * 0.8,
-    time_limit=PREDICT_INTERVAL_S * 0.9,
-)
+@app.task(name="workers.maintenance.predict", **PREDICT_TASK)
 def predict(device_id: str | None = None) -> dict[str, int | str | None]:
     """Predict for one device (`device_id`) or for every device seen within the lookback window."""
     return run_predictions(device_id).as_dict()
@@ -51,18 +54,7 @@ def predict_all() -> dict[str, int]:
     return {"shards": shards}
 
 
-@app.task(
-    name="workers.maintenance.predict_shard",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_DB_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=5,
-    soft_time_limit=PREDICT_INTERVAL_S * 0.8,
-    time_limit=PREDICT_INTERVAL_S * 0.9,
-)
+@app.task(name="workers.maintenance.predict_shard", **PREDICT_TASK)
 def predict_shard(shard: int) -> dict[str, int | str | None]:
     """Predict for the devices of one shard (of GRIDMON_SCAN_SHARDS)."""
     return run_predictions(shard=(shard, get_settings().scan_shards)).as_dict()

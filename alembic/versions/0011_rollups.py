@@ -41,29 +41,19 @@ POLICIES = {
 }
 
 
-def _raw_aggregates() -> str:
-    parts = ["count(*) AS n"]
+def _aggregates(*, rolled: bool) -> str:
+    """The rollup's columns, from raw readings or (`rolled`) from a finer rollup's columns."""
+    stamp = "last_ts" if rolled else "ts"
+    parts = ["CAST(sum(n) AS bigint) AS n" if rolled else "count(*) AS n"]
     for m in METRICS:
+        sources = {part: f"{m}_{part}" if rolled else m for part in ("sum", "min", "max", "last")}
         parts += [
-            f"sum({m}) AS {m}_sum",
-            f"min({m}) AS {m}_min",
-            f"max({m}) AS {m}_max",
-            f"last({m}, ts) AS {m}_last",
+            f"sum({sources['sum']}) AS {m}_sum",
+            f"min({sources['min']}) AS {m}_min",
+            f"max({sources['max']}) AS {m}_max",
+            f"last({sources['last']}, {stamp}) AS {m}_last",
         ]
-    parts.append("max(ts) AS last_ts")
-    return ",\n               ".join(parts)
-
-
-def _rolled_aggregates() -> str:
-    parts = ["CAST(sum(n) AS bigint) AS n"]
-    for m in METRICS:
-        parts += [
-            f"sum({m}_sum) AS {m}_sum",
-            f"min({m}_min) AS {m}_min",
-            f"max({m}_max) AS {m}_max",
-            f"last({m}_last, last_ts) AS {m}_last",
-        ]
-    parts.append("max(last_ts) AS last_ts")
+    parts.append(f"max({stamp}) AS last_ts")
     return ",\n               ".join(parts)
 
 
@@ -72,29 +62,24 @@ def _has_timescale() -> bool:
     return row is not None
 
 
+def _continuous_aggregate(view: str, width: str, source: str, stamp: str, *, rolled: bool) -> None:
+    op.execute(
+        f"""
+        CREATE MATERIALIZED VIEW {view}
+        WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+        SELECT device_id, time_bucket(INTERVAL '{width}', {stamp}) AS bucket,
+               {_aggregates(rolled=rolled)}
+        FROM {source}
+        GROUP BY device_id, time_bucket(INTERVAL '{width}', {stamp})
+        WITH NO DATA
+        """
+    )
+
+
 def _timescale() -> None:
-    op.execute(
-        f"""
-        CREATE MATERIALIZED VIEW readings_1m
-        WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-        SELECT device_id, time_bucket(INTERVAL '1 minute', ts) AS bucket,
-               {_raw_aggregates()}
-        FROM sensor_readings
-        GROUP BY device_id, time_bucket(INTERVAL '1 minute', ts)
-        WITH NO DATA
-        """
-    )
-    op.execute(
-        f"""
-        CREATE MATERIALIZED VIEW readings_1h
-        WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-        SELECT device_id, time_bucket(INTERVAL '1 hour', bucket) AS bucket,
-               {_rolled_aggregates()}
-        FROM readings_1m
-        GROUP BY device_id, time_bucket(INTERVAL '1 hour', bucket)
-        WITH NO DATA
-        """
-    )
+    _continuous_aggregate("readings_1m", "1 minute", "sensor_readings", "ts", rolled=False)
+    # Hierarchical: the hour is rolled up from the minutes.
+    _continuous_aggregate("readings_1h", "1 hour", "readings_1m", "bucket", rolled=True)
     for view, (start, end, every) in POLICIES.items():
         op.execute(
             f"SELECT add_continuous_aggregate_policy('{view}', start_offset => INTERVAL '{start}', "

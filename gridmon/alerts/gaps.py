@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import psycopg
 
+from gridmon.alerts.condition import Condition, ConditionAlert, sync_conditions
 from gridmon.storage import alerts as store
 from gridmon.storage import seq_gaps
 from gridmon.storage.alerts import AlertEvent
@@ -27,6 +28,7 @@ METRIC = "data_gap"
 DETECTOR = "sequence"
 KIND = "data_gap"
 SEVERITY = "medium"
+ALERT = ConditionAlert(METRIC, DETECTOR, KIND, SEVERITY)
 
 
 def check_gaps(
@@ -45,42 +47,17 @@ def check_gaps(
         ratio = missing / (missing + received) if missing + received else 0.0
         if ratio > share:
             lossy[device_id] = (received, missing, ratio)
-    events: list[AlertEvent] = []
-    for device_id in sorted(set(lossy) | store.devices_with_open(conn, KIND)):
-        store.lock_key(conn, device_id, METRIC)
-        current = store.open_alert(conn, device_id, METRIC)
-        if device_id not in lossy:
-            if current is not None:
-                _, event = store.resolve_row(conn, current, "recovered")
-                events.append(event)
-            continue
-        received, missing, ratio = lossy[device_id]
-        description = (
-            f"{missing} of {missing + received} readings missing ({ratio:.1%}) in the last {window_s:.0f} s "
-            f"(limit {share:.1%}), by the device's seq"
-        )
-        changes = {
-            "last_seen_at": store.to_datetime(now),
-            "value": float(missing),
-            "score": ratio,
-            "description": description,
-        }
-        if current is not None:
-            store.update_alert(conn, current["id"], changes)
-            continue
-        row = store.insert_alert(
-            conn,
-            device_id=device_id,
-            metric=METRIC,
-            detector=DETECTOR,
-            severity=SEVERITY,
-            opened_at=now,
-            last_seen_at=now,
+    holding = {
+        device_id: Condition(
             value=float(missing),
-            value_ts=None,
             score=ratio,
-            description=description,
-            kind=KIND,
+            description=(
+                f"{missing} of {missing + received} readings missing ({ratio:.1%}) in the last {window_s:.0f} s "
+                f"(limit {share:.1%}), by the device's seq"
+            ),
+            since=now,
         )
-        events.append(store.emit(conn, row, "opened", now))
-    return events
+        for device_id, (received, missing, ratio) in lossy.items()
+    }
+    ended = store.devices_with_open(conn, KIND) - set(lossy)
+    return sync_conditions(conn, ALERT, holding=holding, ended=ended, reason="recovered", now=now)

@@ -26,6 +26,7 @@ from datetime import datetime
 
 import psycopg
 
+from gridmon.alerts.condition import Condition, ConditionAlert, sync_conditions
 from gridmon.storage import alerts as store
 from gridmon.storage import outages, silences
 from gridmon.storage.alerts import AlertEvent
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 METRIC = "no_data"
 DETECTOR = "staleness"
 SEVERITY = "medium"
+ALERT = ConditionAlert(METRIC, DETECTOR, "no_data", SEVERITY)
 _INTERVAL_SAMPLE = 21  # readings whose 20 gaps give a device's usual interval
 
 def covered(intervals: list[outages.Interval], start: float, end: float) -> float:
@@ -68,50 +70,20 @@ def check_stale(
         if silence > max(factor * usual, min_silence_s):
             stale[device_id] = (last_seen, usual, excused)
     reporting = silences.reporting_again(conn, METRIC)
-
-    events: list[AlertEvent] = []
-    for device_id in sorted(set(stale) | set(reporting)):
-        store.lock_key(conn, device_id, METRIC)
-        current = store.open_alert(conn, device_id, METRIC)
+    holding: dict[str, Condition] = {}
+    for device_id, (last_seen, usual, excused) in stale.items():
         if device_id in reporting:
-            if current is not None:
-                _, event = store.resolve_row(conn, current, "reporting")
-                events.append(event)
             continue
-        last_seen, usual, excused = stale[device_id]
         silence = now - last_seen.timestamp() - excused
         description = f"no data for {silence:.0f} s (usual interval {usual:.1f} s)"
         if excused > 0:
             description += f"; {excused:.0f} s of pipeline outage not counted"
-        changes = {
-            "last_seen_at": store.to_datetime(now),
-            "value": silence,
-            "score": silence / usual,
-            "description": description,
-        }
-        if current is not None:
-            store.update_alert(conn, current["id"], changes)
-            continue
-        if _silence_reported(conn, device_id, last_seen):
-            continue
-        row = store.insert_alert(
-            conn,
-            device_id=device_id,
-            metric=METRIC,
-            detector=DETECTOR,
-            severity=SEVERITY,
-            opened_at=last_seen,
-            last_seen_at=now,
-            value=silence,
-            value_ts=None,
-            score=silence / usual,
-            description=str(changes["description"]),
-            kind="no_data",
-        )
-        events.append(store.emit(conn, row, "opened", last_seen.timestamp()))
-    return events
+        holding[device_id] = Condition(value=silence, score=silence / usual, description=description, since=last_seen)
 
+    def may_open(device_id: str, condition: Condition) -> bool:
+        # One silence is one alert: one resolved by hand is not reported again.
+        return not silences.alert_opened_at(conn, device_id, METRIC, store.to_datetime(condition.since))
 
-def _silence_reported(conn: psycopg.Connection, device_id: str, last_seen: datetime) -> bool:
-    """Whether this very silence (same start) already had a no_data alert (resolved by hand)."""
-    return silences.alert_opened_at(conn, device_id, METRIC, last_seen)
+    return sync_conditions(
+        conn, ALERT, holding=holding, ended=reporting, reason="reporting", now=now, may_open=may_open
+    )

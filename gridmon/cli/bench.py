@@ -7,15 +7,37 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
 from gridmon.cli import FullHelpGroup
 from gridmon.config import get_settings, with_database
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _json_option() -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+
+
+def _devices_option(default: int) -> Callable[[F], F]:
+    return click.option("--devices", default=default, show_default=True, type=click.IntRange(min=1))
+
+
+def _database_option(default: str, what: str = "created, truncated") -> Callable[[F], F]:
+    return click.option("--database", default=default, show_default=True, help=f"Database used ({what}).")
+
+
+def _positive_option(*names: str, default: float, help: str) -> Callable[[F], F]:
+    """A number above 0 (a time, a rate, a length)."""
+    return click.option(
+        *names, default=default, show_default=True, type=click.FloatRange(min=0, min_open=True), help=help
+    )
 
 
 @click.group(cls=FullHelpGroup)
@@ -26,9 +48,9 @@ def bench() -> None:
 @bench.command("ingest")
 @click.option("--readings", "-n", default=300_000, show_default=True, help="Readings per phase.")
 @click.option("--rate", type=float, default=None, help="Live publish rate (readings/s); default as fast as possible.")
-@click.option("--devices", default=1000, show_default=True)
+@_devices_option(1000)
 @click.option("--workers", default=2, show_default=True, help="Celery worker processes (ingest queue).")
-@click.option("--database", default="gridmon_bench", show_default=True, help="Database used (created, truncated).")
+@_database_option("gridmon_bench")
 @click.option(
     "--database-url",
     default=None,
@@ -73,11 +95,11 @@ def ingest_cmd(
 
 
 @bench.command("detect")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
-@click.option("--devices", default=100, show_default=True)
-@click.option("--hours", default=2.0, show_default=True, help="Hours of readings per device.")
-@click.option("--interval", "interval_s", default=2.0, show_default=True, help="Seconds between a device's readings.")
-@click.option("--scan-seconds", default=60.0, show_default=True, help="Length of one scan step.")
+@_json_option()
+@_devices_option(100)
+@_positive_option("--hours", default=2.0, help="Hours of readings per device.")
+@_positive_option("--interval", "interval_s", default=2.0, help="Seconds between a device's readings.")
+@_positive_option("--scan-seconds", default=60.0, help="Length of one scan step.")
 @click.option("--repeats", default=3, show_default=True, help="Timed runs (median).")
 @click.option("--seed", default=0, show_default=True)
 def detect_cmd(
@@ -99,12 +121,12 @@ def detect_cmd(
 
 
 @bench.command("scan")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
-@click.option("--devices", default=1000, show_default=True)
-@click.option("--minutes", default=10.0, show_default=True, help="Minutes of one-per-second readings per device.")
+@_json_option()
+@_devices_option(1000)
+@_positive_option("--minutes", default=10.0, help="Minutes of one-per-second readings per device.")
 @click.option("--workers", default=2, show_default=True, help="Processes in the parallel run.")
 @click.option("--shards", default=16, show_default=True)
-@click.option("--database", default="gridmon_bench_scan", show_default=True, help="Database used (created, truncated).")
+@_database_option("gridmon_bench_scan")
 def scan_cmd(as_json: bool, devices: int, minutes: float, workers: int, shards: int, database: str) -> None:
     """Scan throughput with the database work, one process vs `--workers` processes on a backlog."""
     from gridmon.bench.scan import run_scan_bench
@@ -139,19 +161,19 @@ def _api_opener() -> Iterator[Callable[[str, dict[str, str]], None]]:
 
 
 @bench.command("query")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
-@click.option("--devices", default=100, show_default=True)
-@click.option("--days", default=7.0, show_default=True, help="Days of history per device.")
-@click.option("--interval", "interval_s", default=10.0, show_default=True, help="Seconds between a device's readings.")
-@click.option("--repeats", default=20, show_default=True, help="Timed requests per query (median).")
+@_json_option()
+@_devices_option(100)
+@_positive_option("--days", default=7.0, help="Days of history per device.")
+@_positive_option("--interval", "interval_s", default=10.0, help="Seconds between a device's readings.")
+@click.option(
+    "--repeats", default=20, show_default=True, type=click.IntRange(min=1), help="Timed requests per query (median)."
+)
 @click.option(
     "--database-url",
     default=None,
     help="Server to run on (its database part is replaced by --database); default GRIDMON_DATABASE_URL's server.",
 )
-@click.option(
-    "--database", default="gridmon_bench_query", show_default=True, help="Database used (dropped and created)."
-)
+@_database_option("gridmon_bench_query", "dropped and created")
 @click.option("--reuse", is_flag=True, help="Time the queries on the history an earlier run of the same size left.")
 def query_cmd(
     as_json: bool,
@@ -166,8 +188,6 @@ def query_cmd(
     """History queries the dashboard asks (rollups vs raw rows) and bytes per million readings."""
     from gridmon.bench.query import run_query_bench
 
-    if devices < 1 or days <= 0 or interval_s <= 0 or repeats < 1:
-        raise click.BadParameter("--devices, --days, --interval and --repeats must be positive")
     server = database_url or get_settings().database_url
     report = run_query_bench(_api_opener, server, database, devices, days, interval_s, repeats, reuse=reuse)
     if not as_json:
@@ -181,22 +201,14 @@ def query_cmd(
 
 
 @bench.command("fleet")
-@click.option("--devices", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option(
+@_devices_option(1000)
+@_positive_option(
     "--interval",
     "interval_s",
     default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
     help="Seconds between two readings of one device (load = devices / interval readings/s).",
 )
-@click.option(
-    "--minutes",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="How long the load runs.",
-)
+@_positive_option("--minutes", default=1.0, help="How long the load runs.")
 @click.option(
     "--scan-workers",
     default=2,
@@ -204,21 +216,11 @@ def query_cmd(
     type=click.IntRange(min=1),
     help="Worker processes on the scan queue.",
 )
-@click.option(
-    "--scan-interval",
-    "scan_interval_s",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Beat's scan interval (GRIDMON_SCAN_INTERVAL_S).",
+@_positive_option(
+    "--scan-interval", "scan_interval_s", default=5.0, help="Beat's scan interval (GRIDMON_SCAN_INTERVAL_S)."
 )
-@click.option(
-    "--predict-interval",
-    "predict_interval_s",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds between two maintenance cycles.",
+@_positive_option(
+    "--predict-interval", "predict_interval_s", default=60.0, help="Seconds between two maintenance cycles."
 )
 @click.option("--shards", default=16, show_default=True, type=click.IntRange(1, 4096), help="GRIDMON_SCAN_SHARDS.")
 @click.option(
@@ -228,10 +230,8 @@ def query_cmd(
     type=click.IntRange(min=1),
     help="Worker processes on the ingest queue.",
 )
-@click.option(
-    "--database", default="gridmon_bench_fleet", show_default=True, help="Database used (created, truncated)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+@_database_option("gridmon_bench_fleet")
+@_json_option()
 def fleet_cmd(
     devices: int,
     interval_s: float,
