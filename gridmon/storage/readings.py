@@ -162,6 +162,8 @@ def write_readings(
                 with cur.copy(_COPY_STAGING) as copy:
                     trailing = any(len(r) > 6 for r in readings)  # seq items, all None
                     copy.write(_copy_text([r[:6] for r in readings] if trailing else readings))
+            # With seq, the devices are upserted (and locked) before the move: batches of one
+            # device are then accounted in turn (`gridmon.storage.seq_gaps`).
             heads = lock_devices(cur) if with_seq else None
             cur.execute(_MOVE)
             inserted = max(cur.rowcount, 0)

@@ -6,22 +6,26 @@ readings counts missing readings by the rule in `gridmon.domain.seq` (restarts, 
 readings without seq count nothing). The count is stored on the later reading's row in
 `reading_gaps` (only where it is above 0).
 
-Two ways, one result (`account_batch`, in the batch's transaction, after its readings moved):
+Two ways, one result. The batch first upserts its `devices` rows (`lock_devices`, before its
+readings move), which returns each device's head; after the move, `account_batch` takes per device:
 - the common case, a device's readings arriving in order: its batch lies wholly after everything
   stored for it, and its steps follow from the batch and the device's head (`devices.last_seq`,
-  the seq of its latest stored reading), which the batch's `devices` upsert returns. No read of
-  `sensor_readings`; only gaps are written.
+  the seq of its latest stored reading). No read of `sensor_readings`; only gaps are written.
 - everything else (late or redelivered readings, duplicates, a batch reaching back before
   `last_seen`): the gaps are *recomputed from the stored readings* over the span the device's
   batch touched — from the device's last stored reading before the batch to its first stored
   reading after it — replacing what `reading_gaps` held for that span, and the head is read back.
 A redelivered batch, duplicates, readings arriving out of order or late (filling a gap) therefore
-all end up with the counts the complete table implies. Concurrent batches of one device are
-serialised by the `devices` row each batch upserts (locked by `ON CONFLICT DO UPDATE` until
-commit): the later one sees the earlier one's readings and head. Two batches whose readings
-interleave in time cannot both be "in order": the one upserting second finds `last_seen` past its
-first reading and recomputes, up to the first stored reading after it, which corrects the step
-the other counted across its then invisible readings.
+all end up with the counts the complete table implies.
+
+Concurrent batches of one device are serialised by its `devices` row (locked by the upsert until
+commit): the later one sees the earlier one's readings and head. Two workers may still commit a
+device's consecutive batches in the wrong order: the later batch, going first, counts a gap across
+readings not stored yet; the earlier one then finds `last_seen` past its first reading and
+recomputes up to the first stored reading after it, which removes that gap again (the metrics see
+it as found, then filled). A batch without seq moves its readings before it locks; the two orders
+could only deadlock on one reading sent both with and without seq, and PostgreSQL would abort one
+of them (a transient error: the ingest task retries).
 """
 
 from __future__ import annotations
