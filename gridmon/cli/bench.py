@@ -33,6 +33,16 @@ def _database_option(default: str, what: str = "created, truncated") -> Callable
     return click.option("--database", default=default, show_default=True, help=f"Database used ({what}).")
 
 
+def _workers_option(queue: str) -> Callable[[F], F]:
+    return click.option(
+        f"--{queue}-workers",
+        default=2,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help=f"Worker processes on the {queue} queue.",
+    )
+
+
 def _positive_option(*names: str, default: float, help: str) -> Callable[[F], F]:
     """A number above 0 (a time, a rate, a length)."""
     return click.option(
@@ -209,13 +219,7 @@ def query_cmd(
     help="Seconds between two readings of one device (load = devices / interval readings/s).",
 )
 @_positive_option("--minutes", default=1.0, help="How long the load runs.")
-@click.option(
-    "--scan-workers",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Worker processes on the scan queue.",
-)
+@_workers_option("scan")
 @_positive_option(
     "--scan-interval", "scan_interval_s", default=5.0, help="Beat's scan interval (GRIDMON_SCAN_INTERVAL_S)."
 )
@@ -223,13 +227,7 @@ def query_cmd(
     "--predict-interval", "predict_interval_s", default=60.0, help="Seconds between two maintenance cycles."
 )
 @click.option("--shards", default=16, show_default=True, type=click.IntRange(1, 4096), help="GRIDMON_SCAN_SHARDS.")
-@click.option(
-    "--ingest-workers",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Worker processes on the ingest queue.",
-)
+@_workers_option("ingest")
 @_database_option("gridmon_bench_fleet")
 @_json_option()
 def fleet_cmd(
