@@ -1,10 +1,11 @@
-"""The two ways ingest accounts `seq` gaps — from the batch and the device's head when readings
-arrive in order, from the stored rows otherwise — always agree with counting the table afresh.
+"""The three ways ingest accounts `seq` gaps — from the batch and the device's head when readings
+arrive in order, from the hole behind the latest in-order batch when two batches were committed
+in the wrong order, from the stored rows otherwise — always agree with counting the table afresh.
 
 `plan_batch` is checked on its own (which devices take which way); then random delivery histories
-(in order, late, redelivered, duplicated, restarts, wrap-arounds, readings without seq) go
-through the real write path, and after every batch `reading_gaps` and `devices.last_seq` must equal
-what a from-scratch pass over `sensor_readings` gives.
+(in order, swapped, late, redelivered, duplicated, restarts, wrap-arounds, readings without seq)
+go through the real write path, and after every batch `reading_gaps` and `devices.last_seq` must
+equal what a from-scratch pass over `sensor_readings` gives.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from gridmon.domain.readings import SEQ_MODULUS
-from gridmon.domain.seq import Head, missing_between, plan_batch, stored_micros
+from gridmon.domain.seq import ELSEWHERE, IN_HOLE, IN_ORDER, Head, missing_between, plan_batch, stored_micros
 from gridmon.storage.readings import write_readings
 
 T0 = 1_764_000_000.0
@@ -37,12 +38,13 @@ def test_missing_between_follows_the_rule() -> None:
 
 def test_plan_counts_in_order_batches_from_the_head_and_sends_the_rest_to_the_table() -> None:
     heads: dict[str, Head] = {
-        "in_order": (True, 10),
-        "late": (False, 10),  # the batch reaches back before last_seen
-        "dup": (True, 10),
-        "new": (None, None),
-        "plain": (True, 10),
-        "plain_late": (False, 10),
+        "in_order": ("in_order", IN_ORDER, 10),
+        "late": ("late", ELSEWHERE, None),  # the batch reaches back before last_seen
+        "dup": ("dup", IN_ORDER, 10),
+        "new": ("new", None, None),
+        "plain": ("plain", IN_ORDER, 10),
+        "plain_late": ("plain_late", ELSEWHERE, 10),
+        "hole_unknown": ("hole_unknown", IN_HOLE, 4),  # its hole's end was not found
     }
     rows = [
         r("in_order", T0 + 2, 13),
@@ -51,13 +53,27 @@ def test_plan_counts_in_order_batches_from_the_head_and_sends_the_rest_to_the_ta
         r("dup", T0 + 1, 11),
         r("dup", T0 + 1, 12),
         r("new", T0 + 1, 7),
-        r("unknown", T0 + 1, 1),  # the upsert did not return it: inside its known span
+        r("unknown", T0 + 1, 1),  # the upsert did not return it
         r("plain", T0 + 1, None),  # in order: nothing to count
         r("plain_late", T0 - 1, None),  # may split a step counted before
+        r("hole_unknown", T0 + 1, 5),
     ]
     plan = plan_batch(rows, heads)
     assert plan.gaps == [("in_order", T0 + 2, 1)]  # 11 follows 10; 12 missing before 13
-    assert sorted(plan.recompute) == ["dup", "late", "plain_late", "unknown"]
+    assert plan.replaced == []
+    assert sorted(plan.recompute) == ["dup", "hole_unknown", "late", "plain_late", "unknown"]
+
+
+def test_plan_counts_a_batch_in_the_hole_and_replaces_the_step_into_its_end() -> None:
+    # Stored: seq 4 at T0, then (committed first) the later batch from seq 8 at T0 + 9, counted 3
+    # missing (5, 6, 7). The earlier batch brings 5 and 7: 6 is still missing, 8 follows 7.
+    heads: dict[str, Head] = {"dev": ("dev", IN_HOLE, 4), "dup": ("dup", IN_HOLE, 4), "one": ("one", IN_HOLE, 4)}
+    ends = {"dev": (T0 + 9, 8), "dup": (T0 + 9, 8), "one": (T0 + 9, 8)}
+    batch = [r("dev", T0 + 7, 7), r("dev", T0 + 5, 5), r("dup", T0 + 5, 5), r("dup", T0 + 5, 6), r("one", T0 + 6, 6)]
+    plan = plan_batch(batch, heads, ends)
+    assert plan.gaps == [("dev", T0 + 7, 1), ("one", T0 + 6, 1)]
+    assert plan.replaced == [("dev", T0 + 9, 0, 3), ("one", T0 + 9, 1, 3)]
+    assert plan.recompute == ["dup"]
 
 
 def test_stored_micros_is_what_postgres_stores(db: psycopg.Connection) -> None:
@@ -134,6 +150,8 @@ def deliveries(rng: random.Random, sent: list[list[Any]]) -> list[list[list[Any]
             twin[6] = None if twin[6] is None else (twin[6] + 5) % SEQ_MODULUS
             batch.append(twin)  # the same time sent twice with different seqs
         batches.append(batch)
+        if rng.random() < 0.15 and len(batches) > 1:
+            batches[-2], batches[-1] = batches[-1], batches[-2]  # committed in the wrong order
         if rng.random() < 0.1:
             batches.append(list(batch))  # redelivered
         k += size
@@ -148,9 +166,25 @@ def test_random_histories_match_a_fresh_count_after_every_batch(db: psycopg.Conn
     rng = random.Random(seed)
     batches = deliveries(rng, history(rng, devices=6))
     assert len(batches) > 30
+    holes_used = False
     for k, batch in enumerate(batches):
         write(db, batch)
         assert stored(db) == fresh_count(db), f"batch {k} of seed {seed}"
+        holes_used |= bool(db.execute("SELECT bool_or(prior_way = %s) FROM devices", (IN_HOLE,)).fetchone()[0])
+    assert holes_used  # the histories exercise all three ways
+
+
+def test_batches_committed_in_the_wrong_order_meet_in_the_hole(db: psycopg.Connection) -> None:
+    write(db, [r("dev", T0, 4)])
+    write(db, [r("dev", T0 + 8, 8), r("dev", T0 + 9, 9)])  # the later batch commits first
+    assert stored(db)[0] == {("dev", T0 + 8): 3}
+    write(db, [r("dev", T0 + 5, 5), r("dev", T0 + 7, 7)])  # the earlier one: 6 never came
+    assert stored(db) == fresh_count(db) == ({("dev", T0 + 7): 1}, {"dev": 9})
+    # it went the hole's way (a recompute would have closed the hole): the hole narrowed to 7 … 8
+    hole = db.execute("SELECT prior_way, extract(epoch FROM seg_pre_ts), seg_pre_seq FROM devices").fetchone()
+    assert hole == (IN_HOLE, T0 + 7, 7)
+    write(db, [r("dev", T0 + 6, 6)])  # late, and it fits the rest of the hole: nothing missing
+    assert stored(db) == fresh_count(db) == ({}, {"dev": 9})
 
 
 def test_a_device_that_stops_sending_seq_has_no_head(db: psycopg.Connection) -> None:

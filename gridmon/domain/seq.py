@@ -8,11 +8,20 @@ The rule (one step between two consecutive stored readings of a device, by time,
 - a reading without seq on either side: nothing known, nothing counted.
 `gridmon.storage.seq_gaps` applies the same rule in SQL when it recomputes a span from the table.
 
-The plan: a device whose batch lies wholly after everything stored for it (its first reading later
-than the `last_seen` the batch found), with no two readings at the same stored time, needs nothing
-from the table: its steps follow from the batch and the device's previous head (`last_seq`), which
-the `devices` upsert returns. Every other device (late or redelivered readings, duplicates, a batch
-reaching back before `last_seen`) is recomputed from the stored rows.
+The plan, per device of a batch, from what the batch's `devices` upsert returned (its `Head`):
+- **in order**: the batch lies wholly after everything stored for the device (its first reading
+  later than the `last_seen` the upsert found). Its steps follow from the batch and the device's
+  previous head (`last_seq`); nothing is read from the table.
+- **in the hole**: the batch lies wholly inside the device's *hole*: after the reading stored
+  just before its latest in-order batch (`seg_pre`) and before that batch's first reading
+  (`seg_first`), where nothing else is stored. Two workers committing a device's consecutive
+  batches in the wrong order leave exactly this: the later batch, first, counted one step across
+  the earlier one's readings. The earlier batch's steps run from `seg_pre` through its readings,
+  and the step into `seg_first` is replaced (usually by 0: the gap counted a moment ago is filled).
+- **otherwise** (late or redelivered readings, duplicates, a batch reaching over stored readings):
+  recomputed from the stored rows.
+A device also goes the third way when two of its readings in the batch fall on one stored time
+(which one was stored is the table's to say).
 """
 
 from __future__ import annotations
@@ -48,24 +57,34 @@ def stored_micros(ts: float) -> int:
     return round((ts - _PG_EPOCH_S) * 1_000_000)
 
 
-Head = tuple[bool | None, int | None]
-"""A device as the batch's `devices` upsert found it: whether the batch lies wholly after its
-`last_seen` (None: the batch created the device) and the seq of its latest stored reading."""
+IN_ORDER, IN_HOLE, ELSEWHERE = 1, 2, 0
+"""The ways a device's batch can take (`devices.prior_way`); NULL/None: the batch created the device."""
+
+Head = tuple[str, int | None, int | None]
+"""A device as the batch's `devices` upsert returned it: (device_id, way, seq its steps start from:
+in order the seq of the latest stored reading, in the hole the seq of `seg_pre`). A plain tuple:
+one is made per device and batch."""
+
+HoleEnd = tuple[float, int | None]
+"""The end of a device's hole: the time (epoch s) and seq of `seg_first`, whose step is replaced."""
 
 
 @dataclass(slots=True)
 class BatchPlan:
-    """Gaps the batch alone determines — (device, reading ts in epoch s, missing) — and the
-    devices whose steps must be recomputed from the table."""
+    """Gaps the batch alone determines — (device, reading ts in epoch s, missing) — the steps into
+    a hole's end it replaces — (device, ts, missing now, missing before) — and the devices whose
+    steps must be recomputed from the table."""
 
     gaps: list[tuple[str, float, int]] = field(default_factory=list)
+    replaced: list[tuple[str, float, int, int]] = field(default_factory=list)
     recompute: list[str] = field(default_factory=list)
 
 
-def plan_batch(rows: Sequence[Sequence[Any]], heads: Mapping[str, Head]) -> BatchPlan:
+def plan_batch(
+    rows: Sequence[Sequence[Any]], heads: Mapping[str, Head], hole_ends: Mapping[str, HoleEnd] | None = None
+) -> BatchPlan:
     """Split a batch (rows of device_id, ts, …, seq at index 6 when present) by device. A device
-    missing from `heads` (its row was not moved by the batch: everything lies inside its known
-    span) is recomputed; so is a late reading without seq, which may break a step counted before."""
+    missing from `heads`, or in the hole without its end in `hole_ends`, is recomputed."""
     # Written for the usual batch, one or a few readings per device: ~0.5 µs per reading.
     by_device: dict[str, list[Sequence[Any]]] = {}
     group = by_device.get
@@ -75,17 +94,16 @@ def plan_batch(rows: Sequence[Sequence[Any]], heads: Mapping[str, Head]) -> Batc
             by_device[row[0]] = [row]
         else:
             items.append(row)
+    ends = hole_ends or {}
     plan = BatchPlan()
     for device, items in by_device.items():
         head = heads.get(device)
-        if head is None:
+        end = ends.get(device) if head is not None and head[1] == IN_HOLE else None
+        if head is None or head[1] == ELSEWHERE or (head[1] == IN_HOLE and end is None):
             plan.recompute.append(device)
             continue
-        in_order, previous = head
-        if in_order is False:
-            plan.recompute.append(device)
-            continue
-        if len(items) == 1:  # the usual case, kept short
+        previous = head[2]
+        if len(items) == 1 and end is None:  # the usual case, kept short
             row = items[0]
             missing = missing_between(previous, row[6] if len(row) > 6 else None)
             if missing:
@@ -93,7 +111,7 @@ def plan_batch(rows: Sequence[Sequence[Any]], heads: Mapping[str, Head]) -> Batc
             continue
         keyed = sorted(((stored_micros(row[1]), row) for row in items), key=itemgetter(0))
         if any(keyed[k][0] == keyed[k - 1][0] for k in range(1, len(keyed))):
-            plan.recompute.append(device)  # which duplicate was stored is the table's to say
+            plan.recompute.append(device)
             continue
         for _key, row in keyed:
             seq = row[6] if len(row) > 6 else None
@@ -101,4 +119,6 @@ def plan_batch(rows: Sequence[Sequence[Any]], heads: Mapping[str, Head]) -> Batc
             if missing:
                 plan.gaps.append((device, row[1], missing))
             previous = seq
+        if end is not None:  # in the hole: the step into its end, again
+            plan.replaced.append((device, end[0], missing_between(previous, end[1]), missing_between(head[2], end[1])))
     return plan

@@ -26,7 +26,7 @@ import psycopg
 
 from gridmon.domain.readings import DeadLetter
 from gridmon.storage.dead_letters import write_dead_letters
-from gridmon.storage.seq_gaps import account_batch, lock_devices
+from gridmon.storage.seq_gaps import account_batch, upsert_heads
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ ON CONFLICT (device_id, ts) DO NOTHING
 """
 # Ordered by device_id so concurrent batches lock device rows in the same order (no deadlock).
 # A batch without seq that moves `last_seen` leaves the device's latest reading without one:
-# `last_seq` (`gridmon.storage.seq_gaps`, the batches with seq) becomes NULL.
+# `last_seq` (`gridmon.storage.seq_gaps`, the batches with seq) becomes NULL; and it may have
+# stored a reading in the device's hole, which is closed (`seg_pre_ts` NULL).
 _UPSERT_DEVICES = """
 INSERT INTO devices AS d (device_id, first_seen, last_seen)
 SELECT device_id, to_timestamp(min(ts_epoch)), to_timestamp(max(ts_epoch))
@@ -55,8 +56,9 @@ FROM gridmon_staging GROUP BY device_id ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE
 SET first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen),
-    last_seq = CASE WHEN EXCLUDED.last_seen > d.last_seen THEN NULL ELSE d.last_seq END
-WHERE EXCLUDED.last_seen > d.last_seen OR EXCLUDED.first_seen < d.first_seen
+    last_seq = CASE WHEN EXCLUDED.last_seen > d.last_seen THEN NULL ELSE d.last_seq END,
+    seg_pre_ts = NULL
+WHERE EXCLUDED.last_seen > d.last_seen OR EXCLUDED.first_seen < d.first_seen OR d.seg_pre_ts IS NOT NULL
 """
 
 
@@ -162,13 +164,12 @@ def write_readings(
                 with cur.copy(_COPY_STAGING) as copy:
                     trailing = any(len(r) > 6 for r in readings)  # seq items, all None
                     copy.write(_copy_text([r[:6] for r in readings] if trailing else readings))
-            # With seq, the devices are upserted (and locked) before the move: batches of one
-            # device are then accounted in turn (`gridmon.storage.seq_gaps`).
-            heads = lock_devices(cur) if with_seq else None
             cur.execute(_MOVE)
             inserted = max(cur.rowcount, 0)
-            if heads is not None:
-                missing_change = account_batch(cur, readings, heads)
+            # The devices upsert locks the batch's device rows until commit: the accounting of
+            # one device's batches runs in turn (`gridmon.storage.seq_gaps`).
+            if with_seq:
+                missing_change = account_batch(cur, readings, upsert_heads(cur))
             else:
                 cur.execute(_UPSERT_DEVICES)
         n_dead = write_dead_letters(cur, dead)

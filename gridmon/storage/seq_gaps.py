@@ -6,26 +6,30 @@ readings counts missing readings by the rule in `gridmon.domain.seq` (restarts, 
 readings without seq count nothing). The count is stored on the later reading's row in
 `reading_gaps` (only where it is above 0).
 
-Two ways, one result. The batch first upserts its `devices` rows (`lock_devices`, before its
-readings move), which returns each device's head; after the move, `account_batch` takes per device:
-- the common case, a device's readings arriving in order: its batch lies wholly after everything
-  stored for it, and its steps follow from the batch and the device's head (`devices.last_seq`,
-  the seq of its latest stored reading). No read of `sensor_readings`; only gaps are written.
-- everything else (late or redelivered readings, duplicates, a batch reaching back before
-  `last_seen`): the gaps are *recomputed from the stored readings* over the span the device's
-  batch touched — from the device's last stored reading before the batch to its first stored
-  reading after it — replacing what `reading_gaps` held for that span, and the head is read back.
+Three ways, one result (`gridmon.domain.seq` has the plan). After the batch's readings moved, its
+`devices` upsert (`upsert_heads`) returns each device's `Head`; `account_batch` then takes per
+device:
+- in order, the common case: its steps follow from the batch and the device's head
+  (`devices.last_seq`). No read of `sensor_readings`; only gaps are written.
+- in the hole (behind the device's latest in-order batch, where nothing else is stored: what two
+  workers committing consecutive batches in the wrong order leave): its steps run from the reading
+  before the hole (`devices.seg_pre_seq`) through the batch, and the step into the hole's end
+  (`devices.seg_first_ts`) replaces the one counted there. One index probe of `sensor_readings`
+  per such device, for the seq at the hole's end.
+- everything else (late or redelivered readings, duplicates, a batch reaching over stored
+  readings): the gaps are *recomputed from the stored readings* over the span the device's batch
+  touched — from the device's last stored reading before the batch to its first stored reading
+  after it — replacing what `reading_gaps` held for that span, and the head is read back.
 A redelivered batch, duplicates, readings arriving out of order or late (filling a gap) therefore
 all end up with the counts the complete table implies.
 
-Concurrent batches of one device are serialised by its `devices` row (locked by the upsert until
-commit): the later one sees the earlier one's readings and head. Two workers may still commit a
-device's consecutive batches in the wrong order: the later batch, going first, counts a gap across
-readings not stored yet; the earlier one then finds `last_seen` past its first reading and
-recomputes up to the first stored reading after it, which removes that gap again (the metrics see
-it as found, then filled). A batch without seq moves its readings before it locks; the two orders
-could only deadlock on one reading sent both with and without seq, and PostgreSQL would abort one
-of them (a transient error: the ingest task retries).
+Concurrent batches of one device are serialised by its `devices` row, locked by the upsert until
+commit: the moves of two workers run in parallel, their accounting in turn, and each batch's
+accounting sees what the batches committed before it stored (READ COMMITTED: every statement
+after the lock reads what committed before). A batch whose readings were moved while another,
+committing first, accounted without them either lies in the hole that one left (then the step
+across it is replaced) or is recomputed from the table. A batch without seq moves its readings
+and then locks the same rows (and closes the hole, as it may have stored a reading in it).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 import psycopg
 
 from gridmon.domain.readings import SEQ_MODULUS
-from gridmon.domain.seq import WRAP_WINDOW, Head, plan_batch
+from gridmon.domain.seq import ELSEWHERE, IN_HOLE, IN_ORDER, WRAP_WINDOW, Head, HoleEnd, plan_batch
 
 # One statement per batch (one round trip, no temporary table). For each device to recompute,
 # the span runs from the batch's first reading (`lo`) to the device's first stored
@@ -91,27 +95,43 @@ SELECT (SELECT coalesce(sum(missing), 0) FROM kept) - (SELECT n FROM earlier), (
 """
 
 
-# The `devices` upsert of a batch with seq (`gridmon.storage.readings` has the plain one). It also
-# keeps `last_seq` when the batch moves `last_seen`: the seq of the staged reading at the batch's
-# last time (`max` of arrays orders by time, then seq; float8 holds any seq exactly). And it
-# records, for RETURNING, the device's `last_seq` before the batch (`prior_seq`) and whether the
-# batch's first reading lies after the `last_seen` before it (`prior_in_order`, compared as stored
-# timestamps); both are NULL for a device the batch created. A row the WHERE leaves alone (the
-# batch lies inside its known span) is still locked, and not returned.
+# The `devices` upsert of a batch with seq (`gridmon.storage.readings` has the plain one), after its
+# readings moved. Per device it keeps the head (`last_seen`, `last_seq`: the seq of the staged
+# reading at the batch's last time — `max` of arrays orders by time, then seq; float8 holds any
+# seq exactly) and the hole (`gridmon.domain.seq`): `seg_pre_*`, the reading stored just before the
+# latest in-order batch, and `seg_first_ts`, that batch's first reading (whose seq is read from
+# the table when needed). An in-order batch opens a new hole behind it; a batch inside the hole
+# narrows it (its last reading becomes `seg_pre`); any other batch closes it (`seg_pre_ts` NULL;
+# the other columns then mean nothing): the device is recomputed, and has no hole until its next
+# in-order batch. A device the batch creates gets a hole reaching back to -infinity.
+# For RETURNING (PostgreSQL 15 returns only new values) it records which way the batch goes
+# (`prior_way`, compared as stored timestamps) and the seq its steps start from (`prior_seq`);
+# both are NULL for a device the batch created. RETURNING stays at three columns (each costs):
+# the hole's end is read apart for the few devices in the hole.
 # Ordered by device_id so concurrent batches lock device rows in the same order (no deadlock).
-_UPSERT_DEVICES = """
-INSERT INTO devices AS d (device_id, first_seen, last_seen, last_seq)
+_IN_ORDER = "EXCLUDED.first_seen > d.last_seen"
+_IN_HOLE = "EXCLUDED.first_seen > d.seg_pre_ts AND EXCLUDED.last_seen < d.seg_first_ts"
+_UPSERT_DEVICES = f"""
+INSERT INTO devices AS d (device_id, first_seen, last_seen, last_seq, seg_pre_ts, seg_first_ts)
 SELECT device_id, to_timestamp(min(ts_epoch)), to_timestamp(max(ts_epoch)),
-       (max(ARRAY[ts_epoch, seq]))[2]::bigint
+       (max(ARRAY[ts_epoch, seq]))[2]::bigint, '-infinity', to_timestamp(min(ts_epoch))
 FROM gridmon_staging GROUP BY device_id ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE
 SET first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen),
     last_seq = CASE WHEN EXCLUDED.last_seen > d.last_seen THEN EXCLUDED.last_seq ELSE d.last_seq END,
-    prior_seq = d.last_seq,
-    prior_in_order = EXCLUDED.first_seen > d.last_seen
-WHERE EXCLUDED.last_seen > d.last_seen OR EXCLUDED.first_seen < d.first_seen
-RETURNING device_id, prior_in_order, prior_seq
+    prior_way = CASE WHEN {_IN_ORDER} THEN {IN_ORDER} WHEN {_IN_HOLE} THEN {IN_HOLE} ELSE {ELSEWHERE} END,
+    prior_seq = CASE WHEN {_IN_ORDER} THEN d.last_seq ELSE d.seg_pre_seq END,
+    seg_pre_ts = CASE WHEN {_IN_ORDER} THEN d.last_seen WHEN {_IN_HOLE} THEN EXCLUDED.last_seen END,
+    seg_pre_seq = CASE WHEN {_IN_ORDER} THEN d.last_seq ELSE EXCLUDED.last_seq END,
+    seg_first_ts = CASE WHEN {_IN_ORDER} THEN EXCLUDED.first_seen ELSE d.seg_first_ts END
+RETURNING device_id, prior_way, prior_seq
+"""
+# The hole's end of devices whose batch lay in it (a batch in the hole leaves the end where it is).
+_HOLE_ENDS = """
+SELECT d.device_id, extract(epoch FROM d.seg_first_ts)::float8, r.seq
+FROM devices d JOIN sensor_readings r ON r.device_id = d.device_id AND r.ts = d.seg_first_ts
+WHERE d.device_id = ANY(%s)
 """
 _STORE_GAPS = """
 INSERT INTO reading_gaps (device_id, ts, missing)
@@ -120,30 +140,45 @@ ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
 """
 # After a recompute: the head is what the table says (the batch's own last reading may have been a
 # duplicate whose stored twin carries another seq).
+# The hole is closed: which readings a recompute met is not worth keeping track of.
 _READ_BACK_HEADS = """
 UPDATE devices d SET last_seq = (
     SELECT r.seq FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY r.ts DESC LIMIT 1
-) WHERE d.device_id = ANY(%s)
+), seg_pre_ts = NULL
+WHERE d.device_id = ANY(%s)
+"""
+_DROP_GAPS = """
+DELETE FROM reading_gaps g USING unnest(%s::text[], %s::float8[]) AS x(d, t)
+WHERE g.device_id = x.d AND g.ts = to_timestamp(x.t)
 """
 
 
-def lock_devices(cur: psycopg.Cursor) -> dict[str, Head]:
-    """Upsert the devices of the staged batch (`gridmon_staging`), before its readings move: each
-    device's row stays locked until commit, so batches of one device are accounted one at a time,
-    each seeing the readings of those before it. Returns each moved device's head."""
-    return {device: (in_order, seq) for device, in_order, seq in cur.execute(_UPSERT_DEVICES).fetchall()}
+def upsert_heads(cur: psycopg.Cursor) -> dict[str, Head]:
+    """Upsert the devices of the staged batch (`gridmon_staging`, its readings already moved):
+    each device's row stays locked until commit, so batches of one device are accounted one at a
+    time, each seeing what those committed before it stored. Returns each device's `Head`."""
+    return {row[0]: row for row in cur.execute(_UPSERT_DEVICES).fetchall()}
 
 
 def account_batch(cur: psycopg.Cursor, rows: Sequence[Sequence[Any]], heads: dict[str, Head]) -> int:
-    """Bring `reading_gaps` up to date for the batch `rows` (staged, devices locked by
-    `lock_devices`, then moved into `sensor_readings`), in the caller's transaction. Returns how
-    the missing count changed (negative when late readings filled gaps; for the metrics only)."""
-    plan = plan_batch(rows, heads)
-    change = 0
-    if plan.gaps:
-        devices, times, missing = (list(column) for column in zip(*plan.gaps, strict=True))
+    """Bring `reading_gaps` up to date for the batch `rows` (staged, moved into `sensor_readings`,
+    devices upserted by `upsert_heads`), in the caller's transaction. Returns how the missing count
+    changed (negative when late readings filled gaps; for the metrics only)."""
+    in_hole = [device for device, way, _seq in heads.values() if way == IN_HOLE]
+    ends: dict[str, HoleEnd] = {}
+    if in_hole:
+        ends = {device: (ts, seq) for device, ts, seq in cur.execute(_HOLE_ENDS, (in_hole,)).fetchall()}
+    plan = plan_batch(rows, heads, ends)
+    gaps = plan.gaps + [(device, ts, now) for device, ts, now, _before in plan.replaced if now]
+    change = sum(missing for _device, _ts, missing in plan.gaps)
+    if gaps:
+        devices, times, missing = (list(column) for column in zip(*gaps, strict=True))
         cur.execute(_STORE_GAPS, (devices, times, missing))
-        change += sum(missing)
+    if plan.replaced:
+        change += sum(now - before for _device, _ts, now, before in plan.replaced)
+        filled = [(device, ts) for device, ts, now, _before in plan.replaced if not now]
+        if filled:
+            cur.execute(_DROP_GAPS, ([device for device, _ts in filled], [ts for _device, ts in filled]))
     if plan.recompute:
         change += recompute_gaps(cur, plan.recompute)
         cur.execute(_READ_BACK_HEADS, (plan.recompute,))
