@@ -38,7 +38,10 @@ def known_data(migrated_database: str) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same cases every run, so a failure reproduces. A random run once reported a
+# "schema-violating request accepted" whose only invalid parts were never sent: the Authorization
+# header (replaced by the valid one below) and a `start` absent from the request it sent.
+@settings(max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
     # Left out: "valid data must be accepted". Some schema-valid requests are rightly 422 — a
     # cursor this API never issued, start after end, a range over the documented limits.
