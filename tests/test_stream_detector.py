@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
+from gridmon.detection.stream import state as S
 from gridmon.detection.stream.episodes import alarm_runs, severity_for
 from gridmon.detection.stream.forest import flatten, train_flat_forest
 from gridmon.detection.stream.kernel import _forest_score
@@ -247,3 +248,23 @@ def test_equal_values_are_learnt_when_the_run_ends() -> None:
     out = run_device(DeviceState.new(["temperature"]), ts, x, start=2000)
     assert _onsets(out.flag[2000:7000]) <= 1
     assert out.flag[7150:7200].all()
+
+
+def test_a_device_level_alarm_does_not_hold_the_metrics_levels() -> None:
+    """Six metrics each a little off: the device shift energy alarms while no metric does. The
+    metrics keep learning meanwhile (only a metric's own alarm holds it): held levels let ordinary
+    drift pile up against them, and the device alarm could not clear when the fault was over."""
+    n, k = 3300, 6
+    ts = T0 + np.arange(n) * 10.0
+    x = _noise(n, k, 7)
+    x[3000:] += 0.7
+    state = DeviceState.new([f"m{j}" for j in range(k)])
+    run_device(state, ts[:3000], x[:3000], start=2500)
+    device_only = 0
+    for t in range(3000, n):
+        before = state.met[:, S.M_L0].copy()
+        run_device(state, ts[t : t + 1], x[t : t + 1])
+        if state.dev[S.D_ALARM] > 0.0 and not (state.met[:, S.M_ALARM] > 0.0).any():
+            device_only += 1
+            assert (state.met[:, S.M_L0] != before).all()
+    assert device_only >= 20  # the case this test is about did occur

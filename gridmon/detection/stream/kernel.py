@@ -13,10 +13,11 @@
 3. Each score is compared with its own calibrated threshold (`calib.py`) and with its recent
    peak; exceeding both opens an alarm. An alarm clears after `off_readings` consecutive
    readings inside the expected band (short smoothed |z| and flat run below their band values).
-4. Learning. Levels, scales and score histograms learn from readings that are not part of an
-   alarm; a condition older than `accept_after_s` is learnt again (accepted as normal). The
-   seasonal ring always records: its median over days ignores one bad day, and a new daily
-   pattern that repeats for two days becomes the expectation.
+4. Learning. A metric's levels, scale and score histograms learn from its readings outside its
+   own alarm (a device-level alarm holds only the device-level histograms); a condition older
+   than `accept_after_s` is learnt again (accepted as normal). The seasonal ring always records:
+   its median over days ignores one bad day, and a new daily pattern that repeats for two days
+   becomes the expectation.
 
 Strictly causal: a reading's verdict depends on it and on earlier readings only, so scoring a
 series in one call or reading by reading gives the same flags.
@@ -384,11 +385,11 @@ def run_kernel(  # type: ignore[no-untyped-def]
             if not late:
                 met[j, S.M_SLOT_SUM] += x - met[j, S.M_L1]
                 met[j, S.M_SLOT_CNT] += 1.0
-            s = sel[j]
-            carries = sc[j, s, S.S_SHIFT] ** 2 > cal[j, s, S.S_SHIFT, S.C_BAND] > 0.0
-            frozen = (met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept) or (
-                (d_frozen or f_frozen) and carries
-            )
+            # Only a metric's own alarm stops its learning. A device-level alarm (shift energy,
+            # forest) does not: it sums small deviations of several metrics, and holding those
+            # metrics' levels let their ordinary drift pile up against the held levels, so the
+            # device alarm could not clear once the fault was over.
+            frozen = met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept
             if frozen:
                 wa = w * P[P_ALARM_WEIGHT]
                 if wa > 0.0:
