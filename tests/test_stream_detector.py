@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
@@ -10,6 +14,7 @@ from gridmon.detection.stream import state as S
 from gridmon.detection.stream.episodes import alarm_runs, severity_for
 from gridmon.detection.stream.forest import flatten, train_flat_forest
 from gridmon.detection.stream.kernel import _forest_score
+from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import run_device
 from gridmon.detection.stream.state import DeviceState
 
@@ -188,6 +193,8 @@ def test_kernel_reads_each_parameter_at_its_position() -> None:
         "alarm_learn_weight": kernel.P_ALARM_WEIGHT,
         "huber_clip": kernel.P_CLIP,
         "scale_floor": kernel.P_FLOOR,
+        "rate_halflife_s": kernel.P_RATE_HALF,
+        "rate_prior_s": kernel.P_RATE_PRIOR,
     }
     assert set(positions) == set(PARAM_NAMES)
     assert all(PARAM_NAMES[i] == name for name, i in positions.items())
@@ -268,3 +275,54 @@ def test_a_device_level_alarm_does_not_hold_the_metrics_levels() -> None:
             device_only += 1
             assert (state.met[:, S.M_L0] != before).all()
     assert device_only >= 20  # the case this test is about did occur
+
+
+def test_frequent_low_alarms_raise_the_device_thresholds_and_faults_still_alarm() -> None:
+    """Heavy-tailed noise (Student t, 2 degrees of freedom; 5-minute readings for 60 days) alarms
+    far above the budget on small excursions. Counting those low, short episodes raises the
+    device's thresholds in proportion, so the second month pages less than without; a large
+    fault at the end still alarms throughout."""
+    n = 60 * 288
+    ts = T0 + np.arange(n) * 300.0
+    with_rate = without = 0
+    for seed in (1, 2):
+        x = (50.0 + 2.0 * np.random.default_rng(seed).standard_t(2.0, n))[:, None]
+        x[n - 30 : n - 6, 0] += 400.0
+        on = run_device(DeviceState.new(["tweets"]), ts, x, start=600)
+        off = run_device(DeviceState.new(["tweets"]), ts, x, params=DetectorParams(rate_halflife_s=0.0), start=600)
+        with_rate += _onsets(on.flag[n // 2 : n - 40])
+        without += _onsets(off.flag[n // 2 : n - 40])
+        assert _onsets(on.flag[600 : n // 2]) <= _onsets(off.flag[600 : n // 2])
+        assert on.flag[n - 29 : n - 6].all()
+    assert without >= 10  # the case this test is about did occur
+    assert with_rate <= 0.6 * without
+
+
+def test_a_large_alarm_is_not_a_nuisance() -> None:
+    n = 6000
+    ts = T0 + np.arange(n) * 2.0
+    x = 35.0 + 1.5 * _noise(n, 1, 3)
+    x[4000:4300, 0] += 15.0
+    state = DeviceState.new(["temperature"])
+    out = run_device(state, ts, x)
+    assert out.flag[4010:4300].all()
+    assert state.dev[S.D_NUISANCE] == 0.0
+
+
+def test_a_state_written_before_the_nuisance_rate_is_read() -> None:
+    n = 3000
+    ts = T0 + np.arange(n) * 5.0
+    x = 1.0 + 0.1 * _noise(n, 2, 7)
+    state = DeviceState.new(["a", "b"])
+    run_device(state, ts, x)
+    # the version-3 layout: the same arrays with the first N_DEV_V3 device slots
+    blob = zlib.decompress(state.to_bytes())
+    names = json.dumps(["a", "b"]).encode()
+    head = b"GMS1" + struct.pack("<HI", 3, len(names)) + names
+    old = head + state.dev[: S.N_DEV_V3].tobytes() + blob[len(head) + state.dev.nbytes :]
+    restored = DeviceState.from_bytes(zlib.compress(old))
+    assert restored is not None
+    np.testing.assert_array_equal(restored.dev[1 : S.N_DEV_V3], state.dev[1 : S.N_DEV_V3])
+    assert restored.dev[S.D_VERSION] == S.STATE_VERSION and not restored.dev[S.N_DEV_V3 :].any()
+    np.testing.assert_array_equal(restored.cal, state.cal)
+    np.testing.assert_array_equal(restored.ring, state.ring)

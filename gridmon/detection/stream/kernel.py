@@ -37,10 +37,13 @@ from gridmon.detection.stream.calib import hbin, threshold
 P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
 P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 7, 8, 9, 10, 11, 12, 13
 P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19, 20
+P_RATE_HALF, P_RATE_PRIOR = 21, 22
 
 DAY = 86400.0
 SLOT_S = DAY / S.SEASON_SLOTS
 RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 normal readings
+# An alarm episode peaking below this ratio is 'low' severity (episodes.RATIO_STEPS[0]).
+NUISANCE_RATIO = 2.0
 FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest completed normal run
 
 # Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
@@ -111,6 +114,47 @@ def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay)
         qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
         c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax, c[S.C_MAX])
         c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax, c[S.C_MAX])
+
+
+@nb.njit(cache=True)
+def _nuisance_factor(dev, gap, P):  # type: ignore[no-untyped-def]
+    """How many times the budget this device's nuisance alarms come (at least 1): every tail
+    probability is divided by it. Counts and watched days decay with `rate_halflife_s`; a prior of
+    `rate_prior_s` at the budget's rate keeps a few early alarms from moving it."""
+    if P[P_RATE_HALF] <= 0.0:
+        return 1.0
+    if gap > 0.0:
+        keep = 2.0 ** (-gap / P[P_RATE_HALF])
+        dev[S.D_NUISANCE] *= keep
+        dev[S.D_WATCHED] = dev[S.D_WATCHED] * keep + gap / DAY
+    prior = P[P_RATE_PRIOR] / DAY
+    rate = (dev[S.D_NUISANCE] + P[P_BUDGET] * prior) / (dev[S.D_WATCHED] + prior)
+    return max(1.0, rate / P[P_BUDGET])
+
+
+@nb.njit(cache=True)
+def _count_nuisance(dev, any_alarm, ratio, span):  # type: ignore[no-untyped-def]
+    """Episode bookkeeping for the nuisance rate. Alarms less than `span` readings apart are one
+    episode (chatter is one condition); an episode is a nuisance when it stayed low (peak ratio
+    below NUISANCE_RATIO) and short (first onset to last clear within `span` readings). It is
+    judged `span` readings after its last alarm cleared."""
+    n = dev[S.D_N]
+    if any_alarm:
+        if dev[S.D_IN_ALARM] == 0.0 and (dev[S.D_EPISODE_N] == 0.0 or n - dev[S.D_CLEAR_N] > span):
+            dev[S.D_EPISODE_N] = n
+            dev[S.D_EPISODE_PEAK] = ratio
+        else:
+            dev[S.D_EPISODE_PEAK] = max(dev[S.D_EPISODE_PEAK], ratio)
+    elif dev[S.D_IN_ALARM] > 0.0:
+        dev[S.D_CLEAR_N] = n
+    elif (
+        dev[S.D_EPISODE_N] > 0.0
+        and n - dev[S.D_CLEAR_N] == span + 1.0
+        and dev[S.D_EPISODE_PEAK] < NUISANCE_RATIO
+        and dev[S.D_CLEAR_N] - dev[S.D_EPISODE_N] <= span
+    ):
+        dev[S.D_NUISANCE] += 1.0
+    dev[S.D_IN_ALARM] = 1.0 if any_alarm else 0.0
 
 
 @nb.njit(cache=True)
@@ -216,6 +260,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             dev[S.D_SLOT] = slot
         off_n = max(1.0, min(P[P_OFF_N], math.ceil(P[P_OFF_S] / dt)))
         p_on = P[P_BUDGET] * dt / DAY / ntests
+        p_on /= _nuisance_factor(dev, gap, P)
         max_decay = 0.5 ** (dt / P[P_CAL_HALFLIFE])
         # ---- per metric: expectation, scores, alarm state
         ratio = 0.0
@@ -373,6 +418,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 # least half the device threshold (alone it would need k times that).
                 out_mflag[t, j] = True
         out_flag[t] = any_alarm
+        _count_nuisance(dev, any_alarm, ratio, span)
         out_ratio[t] = ratio
         out_trigger[t] = trigger
         # ---- learning (normal readings; conditions older than `accept` again)

@@ -65,6 +65,14 @@ class DetectorParams:
     scale_floor: float = 1e-3
     """Residual scale floor, as a share of the metric's mean absolute deviation (resolution guard)."""
 
+    rate_halflife_s: float = 30 * DAY_S
+    """Half-life of the device's measured rate of nuisance alarms (low and short episodes). When
+    they come more often than the budget, every tail probability is divided by the excess, so a
+    device whose normal life has frequent small excursions pages at about the budget; 0 turns
+    this off."""
+    rate_prior_s: float = 30 * DAY_S
+    """Time at the budget's rate assumed before any reading: a few early alarms move nothing."""
+
     def as_array(self) -> np.ndarray:
         """The values in declaration order, as the compiled kernel reads them."""
         return np.array([float(getattr(self, f.name)) for f in fields(self)], dtype=np.float64)

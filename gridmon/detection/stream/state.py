@@ -23,7 +23,7 @@ import numpy as np
 
 from gridmon.detection.stream.calib import NB
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
@@ -31,7 +31,12 @@ D_ALARM, D_BELOW, D_OPEN, D_REC = 7, 8, 9, 10
 F_ALARM, F_BELOW, F_OPEN, F_REC = 11, 12, 13, 14
 # episode bookkeeping written by the Python side (open alert of the device)
 E_START, E_PEAK, E_PEAK_TS, E_LAST = 15, 16, 17, 18
-N_DEV = 19
+# the device's nuisance-alarm rate (kernel `_count_nuisance`, `_nuisance_factor`): decayed count of
+# low, short alarm episodes and decayed watched days; the open episode's first reading, peak
+# ratio and last clear (reading numbers); whether the previous reading was in alarm
+D_NUISANCE, D_WATCHED, D_EPISODE_N, D_EPISODE_PEAK, D_CLEAR_N, D_IN_ALARM = 19, 20, 21, 22, 23, 24
+N_DEV = 25
+N_DEV_V3 = 19  # states written before the nuisance rate: read with these slots zero
 
 # met[j]
 M_NJ, M_NU, M_L0, M_L1, M_RUN, M_PREV, M_ALARM, M_BELOW, M_OPEN = 0, 1, 2, 3, 4, 5, 6, 7, 8
@@ -171,28 +176,33 @@ class DeviceState:
         if raw[:4] != _MAGIC:
             return None
         version, size = struct.unpack_from("<HI", raw, 4)
-        if version != STATE_VERSION:
+        if version not in (3, STATE_VERSION):
             return None
         at = 10 + size
         metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
         arrays: list[np.ndarray] = []
-        for dtype, shape in _layout(len(metrics)):
+        for dtype, shape in _layout(len(metrics), N_DEV if version == STATE_VERSION else N_DEV_V3):
             count = math.prod(shape)
             arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=at).reshape(shape))
             at += count * np.dtype(dtype).itemsize
         if at != len(raw):
             return None
+        if version != STATE_VERSION:  # a version-3 state: the new slots start at zero
+            dev = np.zeros(N_DEV)
+            dev[: arrays[0].size] = arrays[0]
+            dev[D_VERSION] = STATE_VERSION
+            arrays[0] = dev
         return cls(metrics, *arrays)
 
 
 _MAGIC = b"GMS1"
 
 
-def _layout(k: int) -> list[tuple[type, tuple[int, ...]]]:
+def _layout(k: int, n_dev: int = N_DEV) -> list[tuple[type, tuple[int, ...]]]:
     """(dtype, shape) of each array of a k-metric state, in serialisation order."""
     f32, f64 = np.float32, np.float64
     return [
-        (f64, (N_DEV,)),
+        (f64, (n_dev,)),
         (f64, (k, N_MET)),
         (f64, (k, FAMILIES, N_FAM)),
         (f32, (k, FAMILIES, N_SCORES, NB)),
