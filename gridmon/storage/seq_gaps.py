@@ -25,8 +25,8 @@ all end up with the counts the complete table implies.
 Who counts what: the statement counts every step that needs only the device's row — the step of
 a device with one reading in the batch (the usual batch: one reading per device) and the step into
 a hole's end — and returns only the devices left over: those going the third way, and those with
-several readings in the batch, whose steps `plan_batch` counts in Python. The usual batch sends
-nothing back but two numbers.
+several readings in the batch, whose steps `plan_batch` counts in Python. For the usual batch one
+short row comes back.
 
 Concurrent batches of one device are serialised by its `devices` row, locked by the upsert until
 commit: the moves of two workers run in parallel, their accounting in turn, and each batch's
