@@ -17,7 +17,16 @@ import psycopg
 import pytest
 
 from gridmon.domain.readings import SEQ_MODULUS
-from gridmon.domain.seq import ELSEWHERE, IN_HOLE, IN_ORDER, Head, missing_between, plan_batch, stored_micros
+from gridmon.domain.seq import (
+    ELSEWHERE,
+    IN_HOLE,
+    IN_ORDER,
+    Head,
+    missing_between,
+    plan_batch,
+    repeated_devices,
+    stored_micros,
+)
 from gridmon.storage.readings import write_readings
 
 T0 = 1_764_000_000.0
@@ -44,7 +53,6 @@ def test_plan_counts_in_order_batches_from_the_head_and_sends_the_rest_to_the_ta
         "new": ("new", None, None),
         "plain": ("plain", IN_ORDER, 10),
         "plain_late": ("plain_late", ELSEWHERE, 10),
-        "hole_unknown": ("hole_unknown", IN_HOLE, 4),  # its hole's end was not found
     }
     rows = [
         r("in_order", T0 + 2, 13),
@@ -53,27 +61,29 @@ def test_plan_counts_in_order_batches_from_the_head_and_sends_the_rest_to_the_ta
         r("dup", T0 + 1, 11),
         r("dup", T0 + 1, 12),
         r("new", T0 + 1, 7),
+        r("new", T0 + 2, 9),
         r("unknown", T0 + 1, 1),  # the upsert did not return it
         r("plain", T0 + 1, None),  # in order: nothing to count
         r("plain_late", T0 - 1, None),  # may split a step counted before
-        r("hole_unknown", T0 + 1, 5),
     ]
     plan = plan_batch(rows, heads)
-    assert plan.gaps == [("in_order", T0 + 2, 1)]  # 11 follows 10; 12 missing before 13
-    assert plan.replaced == []
-    assert sorted(plan.recompute) == ["dup", "hole_unknown", "late", "plain_late", "unknown"]
+    assert plan.gaps == [("in_order", T0 + 2, 1), ("new", T0 + 2, 1)]  # 12 missing before 13, 8 before 9
+    assert sorted(plan.recompute) == ["dup", "late", "plain_late", "unknown"]
 
 
-def test_plan_counts_a_batch_in_the_hole_and_replaces_the_step_into_its_end() -> None:
-    # Stored: seq 4 at T0, then (committed first) the later batch from seq 8 at T0 + 9, counted 3
-    # missing (5, 6, 7). The earlier batch brings 5 and 7: 6 is still missing, 8 follows 7.
-    heads: dict[str, Head] = {"dev": ("dev", IN_HOLE, 4), "dup": ("dup", IN_HOLE, 4), "one": ("one", IN_HOLE, 4)}
-    ends = {"dev": (T0 + 9, 8), "dup": (T0 + 9, 8), "one": (T0 + 9, 8)}
-    batch = [r("dev", T0 + 7, 7), r("dev", T0 + 5, 5), r("dup", T0 + 5, 5), r("dup", T0 + 5, 6), r("one", T0 + 6, 6)]
-    plan = plan_batch(batch, heads, ends)
-    assert plan.gaps == [("dev", T0 + 7, 1), ("one", T0 + 6, 1)]
-    assert plan.replaced == [("dev", T0 + 9, 0, 3), ("one", T0 + 9, 1, 3)]
+def test_plan_counts_a_batch_in_the_hole_from_the_reading_before_it() -> None:
+    # Stored: seq 4 at T0, then (committed first) the later batch from seq 8 at T0 + 9. The earlier
+    # batch brings 5 and 7: 6 is missing. (The step into the hole's end is the upsert's to replace.)
+    heads: dict[str, Head] = {"dev": ("dev", IN_HOLE, 4), "dup": ("dup", IN_HOLE, 4)}
+    batch = [r("dev", T0 + 7, 7), r("dev", T0 + 5, 5), r("dup", T0 + 5, 5), r("dup", T0 + 5, 6)]
+    plan = plan_batch(batch, heads)
+    assert plan.gaps == [("dev", T0 + 7, 1)]
     assert plan.recompute == ["dup"]
+
+
+def test_only_devices_with_several_readings_are_planned_in_python() -> None:
+    assert repeated_devices([r("a", T0, 1), r("b", T0, 1)]) == []
+    assert repeated_devices([r("b", T0, 1), r("a", T0, 1), r("b", T0 + 1, 2), r("c", T0, 1), r("b", T0, 1)]) == ["b"]
 
 
 def test_stored_micros_is_what_postgres_stores(db: psycopg.Connection) -> None:
@@ -97,7 +107,9 @@ def fresh_count(db: psycopg.Connection) -> tuple[dict[tuple[str, float], int], d
     gaps: dict[tuple[str, float], int] = {}
     heads: dict[str, int | None] = {}
     previous: dict[str, int | None] = {}
-    rows = db.execute("SELECT device_id, extract(epoch FROM ts)::float8, seq FROM sensor_readings ORDER BY device_id, ts")
+    rows = db.execute(
+        "SELECT device_id, extract(epoch FROM ts)::float8, seq FROM sensor_readings ORDER BY device_id, ts"
+    )
     for device, ts, seq in rows:
         missing = missing_between(previous.get(device), seq)
         if missing:
@@ -194,3 +206,43 @@ def test_a_device_that_stops_sending_seq_has_no_head(db: psycopg.Connection) -> 
     write(db, [r("dev_a", T0 + 3, 9)])  # its successor knows nothing about 3 … 8
     assert stored(db) == fresh_count(db)
     assert stored(db)[0] == {}
+
+
+def test_one_reading_per_device_committed_in_the_wrong_order(db: psycopg.Connection) -> None:
+    """The benchmark's shape (every batch one reading of each device): the later batch counts a
+    gap of one per device, the earlier one fills it from the device's row alone."""
+    devices = ["a", "b", "c"]
+    write(db, [r(d, T0, 10) for d in devices])
+    write(db, [r(d, T0 + 2, 12) for d in devices])  # committed first
+    assert stored(db)[0] == {(d, T0 + 2): 1 for d in devices}
+    write(db, [r("a", T0 + 1, 11), r("b", T0 + 1, 3), r("c", T0 + 1.5, None)])  # a fills; b restarted
+    assert stored(db) == fresh_count(db) == ({("b", T0 + 2): 8}, {d: 12 for d in devices})
+    assert {way for (way,) in db.execute("SELECT prior_way FROM devices")} == {IN_HOLE}
+
+
+def test_a_batch_waiting_for_the_lock_fills_the_gap_committed_meanwhile(
+    db: psycopg.Connection, migrated_database: str
+) -> None:
+    """Two workers, one reading per device each: the earlier batch moves and waits for the device
+    rows the later one holds; the later one commits a gap the earlier must then see and fill."""
+    import threading
+
+    devices = [f"dev_{k}" for k in range(50)]
+    write(db, [r(d, T0, 0) for d in devices])
+    with psycopg.connect(migrated_database) as later, psycopg.connect(migrated_database) as earlier:
+        write_readings(later, [r(d, T0 + 2, 2) for d in devices])  # uncommitted: holds the rows
+        done = threading.Event()
+
+        def other() -> None:
+            write_readings(earlier, [r(d, T0 + 1, 1) for d in devices])
+            earlier.commit()
+            done.set()
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert not done.wait(1.0)  # moved, and blocked behind the later batch
+        later.commit()
+        worker.join(10)
+    assert done.is_set()
+    assert stored(db) == fresh_count(db) == ({}, {d: 2 for d in devices})
+    assert {way for (way,) in db.execute("SELECT prior_way FROM devices")} == {IN_HOLE}

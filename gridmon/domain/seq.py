@@ -6,12 +6,12 @@ The rule (one step between two consecutive stored readings of a device, by time,
 - any other step backwards (a reset to 0, a jump back: the device restarted) or an equal seq (the
   same reading sent again with another time): nothing missing;
 - a reading without seq on either side: nothing known, nothing counted.
-`gridmon.storage.seq_gaps` applies the same rule in SQL when it recomputes a span from the table.
+`gridmon.storage.seq_gaps` applies the same rule in SQL (at ingest and when it recomputes a span).
 
-The plan, per device of a batch, from what the batch's `devices` upsert returned (its `Head`):
+The ways a device's batch takes, from the batch's `devices` upsert (`gridmon.storage.seq_gaps`):
 - **in order**: the batch lies wholly after everything stored for the device (its first reading
-  later than the `last_seen` the upsert found). Its steps follow from the batch and the device's
-  previous head (`last_seq`); nothing is read from the table.
+  later than the `last_seen` the upsert found). Its steps run from the device's previous head
+  (`last_seq`) through the batch; nothing is read from the table.
 - **in the hole**: the batch lies wholly inside the device's *hole*: after the reading stored
   just before its latest in-order batch (`seg_pre`) and before that batch's first reading
   (`seg_first`), where nothing else is stored. Two workers committing a device's consecutive
@@ -20,8 +20,10 @@ The plan, per device of a batch, from what the batch's `devices` upsert returned
   and the step into `seg_first` is replaced (usually by 0: the gap counted a moment ago is filled).
 - **otherwise** (late or redelivered readings, duplicates, a batch reaching over stored readings):
   recomputed from the stored rows.
-A device also goes the third way when two of its readings in the batch fall on one stored time
-(which one was stored is the table's to say).
+The upsert's statement itself counts what needs no look at the batch's rows: the step of each
+device with one reading in the batch, and the step into a hole's end. `plan_batch` counts the
+steps of the devices with several readings in the batch; such a device also goes the third way
+when two of its readings fall on one stored time (which one was stored is the table's to say).
 """
 
 from __future__ import annotations
@@ -65,60 +67,51 @@ Head = tuple[str, int | None, int | None]
 in order the seq of the latest stored reading, in the hole the seq of `seg_pre`). A plain tuple:
 one is made per device and batch."""
 
-HoleEnd = tuple[float, int | None]
-"""The end of a device's hole: the time (epoch s) and seq of `seg_first`, whose step is replaced."""
-
 
 @dataclass(slots=True)
 class BatchPlan:
-    """Gaps the batch alone determines — (device, reading ts in epoch s, missing) — the steps into
-    a hole's end it replaces — (device, ts, missing now, missing before) — and the devices whose
-    steps must be recomputed from the table."""
+    """Gaps within the batch's readings — (device, reading ts in epoch s, missing) — and the
+    devices whose steps must be recomputed from the table."""
 
     gaps: list[tuple[str, float, int]] = field(default_factory=list)
-    replaced: list[tuple[str, float, int, int]] = field(default_factory=list)
     recompute: list[str] = field(default_factory=list)
 
 
-def plan_batch(
-    rows: Sequence[Sequence[Any]], heads: Mapping[str, Head], hole_ends: Mapping[str, HoleEnd] | None = None
-) -> BatchPlan:
-    """Split a batch (rows of device_id, ts, …, seq at index 6 when present) by device. A device
-    missing from `heads`, or in the hole without its end in `hole_ends`, is recomputed."""
-    # Written for the usual batch, one or a few readings per device: ~0.5 µs per reading.
+def repeated_devices(rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Devices with more than one reading in the batch: the ones whose steps `plan_batch` counts."""
+    ids = [row[0] for row in rows]
+    if len(set(ids)) == len(ids):  # the usual batch: one reading per device, no more to do
+        return []
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for device in ids:
+        (repeated if device in seen else seen).add(device)
+    return sorted(repeated)
+
+
+def plan_batch(rows: Sequence[Sequence[Any]], heads: Mapping[str, Head]) -> BatchPlan:
+    """Count the steps of a batch's readings (rows of device_id, ts, …, seq at index 6 when
+    present) by device, each from the seq its head gives. A device missing from `heads`, or whose
+    batch goes the third way (ELSEWHERE), is recomputed. The step into a hole's end is not
+    counted here (the upsert replaced it)."""
     by_device: dict[str, list[Sequence[Any]]] = {}
-    group = by_device.get
     for row in rows:
-        items = group(row[0])
-        if items is None:
-            by_device[row[0]] = [row]
-        else:
-            items.append(row)
-    ends = hole_ends or {}
+        by_device.setdefault(row[0], []).append(row)
     plan = BatchPlan()
     for device, items in by_device.items():
         head = heads.get(device)
-        end = ends.get(device) if head is not None and head[1] == IN_HOLE else None
-        if head is None or head[1] == ELSEWHERE or (head[1] == IN_HOLE and end is None):
+        if head is None or head[1] == ELSEWHERE:
             plan.recompute.append(device)
-            continue
-        previous = head[2]
-        if len(items) == 1 and end is None:  # the usual case, kept short
-            row = items[0]
-            missing = missing_between(previous, row[6] if len(row) > 6 else None)
-            if missing:
-                plan.gaps.append((device, row[1], missing))
             continue
         keyed = sorted(((stored_micros(row[1]), row) for row in items), key=itemgetter(0))
         if any(keyed[k][0] == keyed[k - 1][0] for k in range(1, len(keyed))):
             plan.recompute.append(device)
             continue
+        previous = head[2]
         for _key, row in keyed:
             seq = row[6] if len(row) > 6 else None
             missing = missing_between(previous, seq)
             if missing:
                 plan.gaps.append((device, row[1], missing))
             previous = seq
-        if end is not None:  # in the hole: the step into its end, again
-            plan.replaced.append((device, end[0], missing_between(previous, end[1]), missing_between(head[2], end[1])))
     return plan

@@ -26,7 +26,7 @@ import psycopg
 
 from gridmon.domain.readings import DeadLetter
 from gridmon.storage.dead_letters import write_dead_letters
-from gridmon.storage.seq_gaps import account_batch, upsert_heads
+from gridmon.storage.seq_gaps import account_batch
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,9 @@ def write_readings(
             cur.execute(_MOVE)
             inserted = max(cur.rowcount, 0)
             # The devices upsert locks the batch's device rows until commit: the accounting of
-            # one device's batches runs in turn (`gridmon.storage.seq_gaps`).
+            # one device's batches runs in turn (`gridmon.storage.seq_gaps`, whose upsert it is).
             if with_seq:
-                missing_change = account_batch(cur, readings, upsert_heads(cur))
+                missing_change = account_batch(cur, readings)
             else:
                 cur.execute(_UPSERT_DEVICES)
         n_dead = write_dead_letters(cur, dead)
