@@ -116,7 +116,7 @@ def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay)
         c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax, c[S.C_MAX])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _nuisance_factor(dev, gap, P):  # type: ignore[no-untyped-def]
     """How many times the budget this device's nuisance alarms come (at least 1): every tail
     probability is divided by it. Counts and watched days decay with `rate_halflife_s`; a prior of
@@ -132,7 +132,7 @@ def _nuisance_factor(dev, gap, P):  # type: ignore[no-untyped-def]
     return max(1.0, rate / P[P_BUDGET])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _count_nuisance(dev, any_alarm, ratio, span):  # type: ignore[no-untyped-def]
     """Episode bookkeeping for the nuisance rate. Alarms less than `span` readings apart are one
     episode (chatter is one condition); an episode is a nuisance when it stayed low (peak ratio
