@@ -1,7 +1,7 @@
 """Gap accounting from the devices' `seq`: what ingest counts as missing, and what it must not.
 
 Every test stores batches through the ingest job (`store_batch`, the Celery task's body) into the
-real database and reads `reading_gaps` back; none of the harmless cases may produce a gap.
+real database and reads the gaps back (`reading_gaps_all`); none of the harmless cases may produce a gap.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def gaps(db: psycopg.Connection, device: str = "dev_a") -> list[tuple[float, int
     return [
         (float(ts), int(n))
         for ts, n in db.execute(
-            "SELECT extract(epoch FROM ts), missing FROM reading_gaps WHERE device_id = %s ORDER BY ts", (device,)
+            "SELECT extract(epoch FROM ts), missing FROM reading_gaps_all WHERE device_id = %s ORDER BY ts", (device,)
         )
     ]
 

@@ -218,3 +218,35 @@ def test_installed_but_not_preloaded_migrates_plain(tmp_path: Any) -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None
         assert conn.execute("SELECT count(*) FROM sensor_readings").fetchone() == (0,)
+
+
+def test_pending_step_migration_moves_open_holes_ends_both_ways(migrated_database: str) -> None:
+    """0015: an open hole's end gap moves from `reading_gaps` onto the device's row and back; the
+    view counts it the same either way; other gaps stay rows."""
+    url = migrated_database + "_pending"
+    _fresh(url)
+    _alembic(url, "upgrade", "0014_seq_hole_end")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, first_seen, last_seen, last_seq, seg_pre_ts, seg_pre_seq,"
+            " seg_first_ts, seg_first_seq) VALUES"
+            " ('open', '2026-01-01T00:00:00Z', '2026-01-01T00:00:09Z', 9, '2026-01-01T00:00:04Z', 4,"
+            "  '2026-01-01T00:00:08Z', 8),"
+            " ('closed', '2026-01-01T00:00:00Z', '2026-01-01T00:00:09Z', 9, NULL, 4, '2026-01-01T00:00:08Z', 8)"
+        )
+        conn.execute(
+            "INSERT INTO reading_gaps (device_id, ts, missing) VALUES ('open', '2026-01-01T00:00:08Z', 3),"
+            " ('open', '2026-01-01T00:00:03Z', 1), ('closed', '2026-01-01T00:00:08Z', 3)"
+        )
+    _alembic(url, "upgrade", "head")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT device_id, extract(second FROM ts), missing FROM reading_gaps ORDER BY 1, 2")
+        assert [(d, int(s), n) for d, s, n in rows] == [("closed", 8, 3), ("open", 3, 1)]
+        pending = conn.execute("SELECT device_id, seg_first_missing FROM devices ORDER BY 1").fetchall()
+        assert pending == [("closed", 0), ("open", 3)]
+        total = conn.execute("SELECT device_id, sum(missing) FROM reading_gaps_all GROUP BY 1 ORDER BY 1").fetchall()
+        assert total == [("closed", 3), ("open", 4)]
+    _alembic(url, "downgrade", "0014_seq_hole_end")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT device_id, extract(second FROM ts), missing FROM reading_gaps ORDER BY 1, 2")
+        assert [(d, int(s), n) for d, s, n in rows] == [("closed", 8, 3), ("open", 3, 1), ("open", 8, 3)]

@@ -4,8 +4,9 @@ in the wrong order, from the stored rows otherwise — always agree with countin
 
 `plan_batch` is checked on its own (which devices take which way); then random delivery histories
 (in order, swapped, late, redelivered, duplicated, restarts, wrap-arounds, readings without seq)
-go through the real write path, and after every batch `reading_gaps` and `devices.last_seq` must
-equal what a from-scratch pass over `sensor_readings` gives.
+go through the real write path, and after every batch the gaps (`reading_gaps_all`: the rows and
+each device's pending step) and `devices.last_seq` must equal what a from-scratch pass over
+`sensor_readings` gives, and the count changes the batches reported must add up to the total.
 """
 
 from __future__ import annotations
@@ -97,9 +98,10 @@ def test_stored_micros_is_what_postgres_stores(db: psycopg.Connection) -> None:
     assert got is not None and got[0] == [stored_micros(t) for t in stamps]
 
 
-def write(db: psycopg.Connection, batch: list[list[Any]]) -> None:
+def write(db: psycopg.Connection, batch: list[list[Any]]) -> int:
+    """Write one batch; returns how it changed the missing count (what the metric adds)."""
     with db.transaction():  # one batch, one transaction, as the ingest task writes it
-        write_readings(db, batch)
+        return write_readings(db, batch).missing_change
 
 
 def fresh_count(db: psycopg.Connection) -> tuple[dict[tuple[str, float], int], dict[str, int | None]]:
@@ -122,7 +124,7 @@ def fresh_count(db: psycopg.Connection) -> tuple[dict[tuple[str, float], int], d
 def stored(db: psycopg.Connection) -> tuple[dict[tuple[str, float], int], dict[str, int | None]]:
     gaps = {
         (d, float(ts)): int(n)
-        for d, ts, n in db.execute("SELECT device_id, extract(epoch FROM ts)::float8, missing FROM reading_gaps")
+        for d, ts, n in db.execute("SELECT device_id, extract(epoch FROM ts)::float8, missing FROM reading_gaps_all")
     }
     heads = {d: s for d, s in db.execute("SELECT device_id, last_seq FROM devices")}
     return gaps, heads
@@ -179,9 +181,11 @@ def test_random_histories_match_a_fresh_count_after_every_batch(db: psycopg.Conn
     batches = deliveries(rng, history(rng, devices=6))
     assert len(batches) > 30
     ways: set[int] = set()
+    reported = 0
     for k, batch in enumerate(batches):
-        write(db, batch)
+        reported += write(db, batch)
         assert stored(db) == fresh_count(db), f"batch {k} of seed {seed}"
+        assert reported == sum(stored(db)[0].values()), f"batch {k} of seed {seed}"
         ways.update(way for (way,) in db.execute("SELECT DISTINCT prior_way FROM devices WHERE prior_way IS NOT NULL"))
     assert ways == {IN_ORDER, IN_HOLE, ELSEWHERE}  # the histories exercise all three ways
 
@@ -246,3 +250,27 @@ def test_a_batch_waiting_for_the_lock_fills_the_gap_committed_meanwhile(
     assert done.is_set()
     assert stored(db) == fresh_count(db) == ({}, {d: 2 for d in devices})
     assert {way for (way,) in db.execute("SELECT prior_way FROM devices")} == {IN_HOLE}
+
+
+def test_a_pair_committed_in_the_wrong_order_writes_no_gap_row(db: psycopg.Connection) -> None:
+    """The step into the latest in-order batch stays on the device's row: the gap the later batch
+    counts and the earlier one fills is never a row; a real loss is written once the hole is left."""
+    devices = ["a", "b"]
+
+    def rows() -> int:
+        row = db.execute("SELECT count(*) FROM reading_gaps").fetchone()
+        return int(row[0]) if row else -1
+
+    reported = write(db, [r(d, T0, 10) for d in devices])
+    reported += write(db, [r(d, T0 + 2, 12) for d in devices])  # committed first
+    assert stored(db)[0] == {(d, T0 + 2): 1 for d in devices} and rows() == 0
+    reported += write(db, [r(d, T0 + 1, 11) for d in devices])
+    assert stored(db) == fresh_count(db) == ({}, {d: 12 for d in devices}) and rows() == 0
+    reported += write(db, [r(d, T0 + 4, 15) for d in devices])  # 13 and 14 never come
+    assert stored(db)[0] == {(d, T0 + 4): 2 for d in devices} and rows() == 0
+    reported += write(db, [r(d, T0 + 5, 16) for d in devices])  # the hole moves on: the loss is a row
+    assert stored(db) == fresh_count(db) == ({(d, T0 + 4): 2 for d in devices}, {d: 16 for d in devices})
+    assert rows() == 2 and reported == 4
+    reported += write(db, [r("a", T0 + 3, 14), r("a", T0 + 3.5, 14)])  # late, with a duplicate seq
+    assert stored(db) == fresh_count(db) == ({("a", T0 + 3): 1, ("b", T0 + 4): 2}, {d: 16 for d in devices})
+    assert reported == 3

@@ -20,8 +20,9 @@ The ways a device's batch takes, from the batch's `devices` upsert (`gridmon.sto
   and the step into `seg_first` is replaced (usually by 0: the gap counted a moment ago is filled).
 - **otherwise** (late or redelivered readings, duplicates, a batch reaching over stored readings):
   recomputed from the stored rows.
-The upsert's statement itself counts what needs no look at the batch's rows: the step of each
-device with one reading in the batch, and the step into a hole's end. `plan_batch` counts the
+The upsert's statement itself counts what needs no look at the batch's rows: the step into an
+in-order batch's first reading, the step of each device in the hole with one reading in the batch,
+and the step into a hole's end. `plan_batch` counts the
 steps of the devices with several readings in the batch; such a device also goes the third way
 when two of its readings fall on one stored time (which one was stored is the table's to say).
 """
@@ -64,7 +65,8 @@ IN_ORDER, IN_HOLE, ELSEWHERE = 1, 2, 0
 
 Head = tuple[str, int | None, int | None]
 """A device as the batch's `devices` upsert returned it: (device_id, way, seq its steps start from:
-in order the seq of the latest stored reading, in the hole the seq of `seg_pre`). A plain tuple:
+in order the seq of the batch's first reading, the step into it being the upsert's; in the hole
+the seq of `seg_pre`). A plain tuple:
 one is made per device and batch."""
 
 

@@ -4,7 +4,11 @@ A device that sends `seq` (0, 1, 2, … per reading, wrapping at 2^32) lets inge
 broker dropped. Readings are ordered by time per device; the step between two consecutive stored
 readings counts missing readings by the rule in `gridmon.domain.seq` (restarts, repeats and
 readings without seq count nothing). The count is stored on the later reading's row in
-`reading_gaps` (only where it is above 0).
+`reading_gaps` (only where it is above 0) — except the step into the first reading of a device's
+latest in-order batch, which stays on the device's row (`devices.seg_first_missing`, the *pending*
+step) until a batch that is not in the hole comes: that is the step two batches committed in the
+wrong order count and fill a moment apart, and on the row it costs no gap row written and deleted.
+Readers count both through the view `reading_gaps_all`.
 
 Three ways, one result (`gridmon.domain.seq` has them). After the batch's readings moved,
 `account_batch` upserts its `devices` rows, and the same statement takes per device:
@@ -13,7 +17,7 @@ Three ways, one result (`gridmon.domain.seq` has them). After the batch's readin
 - in the hole (behind the device's latest in-order batch, where nothing else is stored: what two
   workers committing consecutive batches in the wrong order leave): its steps run from the reading
   before the hole (`devices.seg_pre_seq`) through the batch, and the step into the hole's end
-  (`devices.seg_first_ts`, `seg_first_seq`) replaces the one counted there. No read of
+  (`devices.seg_first_ts`, `seg_first_seq`) replaces the pending one. No read of
   `sensor_readings` either.
 - everything else (late or redelivered readings, duplicates, a batch reaching over stored
   readings): the gaps are *recomputed from the stored readings* over the span the device's batch
@@ -23,17 +27,17 @@ A redelivered batch, duplicates, readings arriving out of order or late (filling
 all end up with the counts the complete table implies.
 
 Who counts what: the statement counts every step that needs only the device's row — the step of
-a device with one reading in the batch (the usual batch: one reading per device) and the step into
-a hole's end — and returns only the devices left over: those going the third way, and those with
+a device with one reading in the batch (the usual batch: one reading per device) and the pending
+step — and returns only the devices left over: those going the third way, and those with
 several readings in the batch, whose steps `plan_batch` counts in Python. For the usual batch one
 short row comes back.
 
 Concurrent batches of one device are serialised by its `devices` row, locked by the upsert until
 commit: the moves of two workers run in parallel, their accounting in turn, and each batch's
 accounting sees what the batches committed before it stored (READ COMMITTED: every statement
-after the lock reads what committed before; the upsert itself writes gaps only by
-`INSERT … ON CONFLICT`, which meets rows committed while it waited for the lock, and deletes in a
-statement of its own). A batch whose readings were moved while another, committing first,
+after the lock reads what committed before; the upsert's statement reads the pending step from
+the locked row and writes gaps only by `INSERT … ON CONFLICT`, which meets rows committed while it
+waited for the lock). A batch whose readings were moved while another, committing first,
 accounted without them either lies in the hole that one left (then the step across it is
 replaced) or is recomputed from the table. A batch without seq moves its readings and then locks
 the same rows (and closes the hole, as it may have stored a reading in it).
@@ -129,9 +133,17 @@ _BATCH_ONE_EACH = (
 # other batch closes it (`seg_pre_ts` NULL; the other columns then mean nothing): the device is
 # recomputed, and has no hole until its next in-order batch. A device the batch creates gets a
 # hole reaching back to -infinity.
+# `seg_first_missing` is the step into `seg_first_ts`, counted but kept on the row instead of in
+# `reading_gaps` (the pending step; readers count both through the view `reading_gaps_all`): an
+# in-order batch sets it from the head's seq, a batch in the hole replaces it (the batch's last
+# reading now precedes the hole's end; usually 0, the gap counted a moment ago filled), any other
+# batch sets it to 0. The step it held is then written to `reading_gaps` by `_account` (in order,
+# or elsewhere: a recompute may rewrite it) — so two batches committed in the wrong order write
+# and delete no gap row. A batch without seq leaves it as it is.
 # For RETURNING (PostgreSQL 15 returns only new values) it records which way the batch goes
-# (`prior_way`, compared as stored timestamps) and the seq its steps start from (`prior_seq`);
-# both are NULL for a device the batch created. What it returns stays in the statement (`_account`).
+# (`prior_way`, compared as stored timestamps), the seq its steps start from (`prior_seq`) and the
+# pending step it found (`prior_first_ts`, `prior_missing`); `prior_way` is NULL for a device the
+# batch created. What it returns stays in the statement (`_account`).
 # Ordered by device_id so concurrent batches lock device rows in the same order (no deadlock).
 _IN_ORDER = "EXCLUDED.first_seen > d.last_seen"
 _IN_HOLE = "EXCLUDED.first_seen > d.seg_pre_ts AND EXCLUDED.last_seen < d.seg_first_ts"
@@ -148,72 +160,71 @@ SET first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
     last_seq = CASE WHEN EXCLUDED.last_seen > d.last_seen THEN EXCLUDED.last_seq ELSE d.last_seq END,
     prior_way = CASE WHEN {_IN_ORDER} THEN {IN_ORDER} WHEN {_IN_HOLE} THEN {IN_HOLE} ELSE {ELSEWHERE} END,
     prior_seq = CASE WHEN {_IN_ORDER} THEN d.last_seq ELSE d.seg_pre_seq END,
+    prior_first_ts = d.seg_first_ts,
+    prior_missing = d.seg_first_missing,
     seg_pre_ts = CASE WHEN {_IN_ORDER} THEN d.last_seen WHEN {_IN_HOLE} THEN EXCLUDED.last_seen END,
     seg_pre_seq = CASE WHEN {_IN_ORDER} THEN d.last_seq ELSE EXCLUDED.last_seq END,
     seg_first_ts = CASE WHEN {_IN_ORDER} THEN EXCLUDED.first_seen ELSE d.seg_first_ts END,
-    seg_first_seq = CASE WHEN {_IN_ORDER} THEN EXCLUDED.seg_first_seq ELSE d.seg_first_seq END
-RETURNING device_id, prior_way AS way, prior_seq, seg_pre_ts, seg_pre_seq, seg_first_ts, seg_first_seq
+    seg_first_seq = CASE WHEN {_IN_ORDER} THEN EXCLUDED.seg_first_seq ELSE d.seg_first_seq END,
+    seg_first_missing = CASE WHEN {_IN_ORDER} THEN {_missing("d.last_seq", "EXCLUDED.seg_first_seq")}
+                             WHEN {_IN_HOLE} THEN {_missing("EXCLUDED.last_seq", "d.seg_first_seq")} ELSE 0 END
+RETURNING device_id, prior_way AS way, prior_seq, seg_pre_ts, seg_pre_seq, seg_first_seq, seg_first_missing,
+          prior_first_ts, prior_missing
 """
 
 
 # The upsert and the steps it settles, in one statement (`%(several)s`: the devices with more than
-# one reading in the batch, usually none). A device with one reading: in order, its step runs from
-# `prior_seq` into that reading (now `seg_first`); in the hole, into it as `seg_pre`. A device in
-# the hole, whatever its readings: the step into the hole's end again, now from the batch's last
-# reading (`seg_pre` now) instead of from `prior_seq` (the old `seg_pre`); keys differ from the
-# batch's own (the batch lies before the end), so one INSERT takes both. A replaced step that is
-# now 0 is deleted by `_DROP_FILLED_ENDS`: a DELETE here would not see a gap committed while the
-# upsert waited for the device's lock (the statement's snapshot predates it), and that is just the
-# gap two batches committed in the wrong order leave.
-# Returns: how the missing count changed, the devices whose hole's end the batch filled, and the
-# devices left over (each with its way and the seq its steps start from); arrays are NULL if empty.
+# one reading in the batch, usually none). In order, the step into the batch's first reading is the
+# new pending step (whatever the device's readings), and the one pending before is written out;
+# a device in the hole with one reading: the step into it, from `prior_seq` (the old `seg_pre`),
+# is written, and the pending step is replaced; elsewhere, the pending step is written out (the
+# recompute that follows may rewrite it). Keys differ (a written-out step lies at or before the
+# device's head, a step in the hole before the hole's end; one device per key), so one INSERT
+# takes them all.
+# Returns: how the missing count changed, and the devices left over, each with its way and the seq
+# its steps start from (in order: the batch's first reading, whose step is the pending one);
+# arrays are NULL if empty.
 def _account(batch: str) -> str:
     return f"""
 WITH up AS ({_upsert_devices(batch)}),
 single AS (
-    SELECT device_id, CASE way WHEN {IN_ORDER} THEN seg_first_ts ELSE seg_pre_ts END AS ts,
-           {_missing("prior_seq", f"CASE way WHEN {IN_ORDER} THEN seg_first_seq ELSE seg_pre_seq END")} AS missing
-    FROM up WHERE way IN ({IN_ORDER}, {IN_HOLE}) AND device_id <> ALL(%(several)s::text[])
-),
-ends AS (
-    SELECT device_id, seg_first_ts AS ts, {_missing("seg_pre_seq", "seg_first_seq")} AS now,
-           {_missing("prior_seq", "seg_first_seq")} AS before
-    FROM up WHERE way = {IN_HOLE}
+    SELECT device_id, seg_pre_ts AS ts, {_missing("prior_seq", "seg_pre_seq")} AS missing
+    FROM up WHERE way = {IN_HOLE} AND device_id <> ALL(%(several)s::text[])
 ),
 stored AS (
     INSERT INTO reading_gaps (device_id, ts, missing)
     SELECT device_id, ts, missing FROM single WHERE missing > 0
     UNION ALL
-    SELECT device_id, ts, now FROM ends WHERE now > 0
+    SELECT device_id, prior_first_ts, prior_missing FROM up WHERE way IN ({IN_ORDER}, {ELSEWHERE}) AND prior_missing > 0
     ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
 )
-SELECT (SELECT coalesce(sum(missing), 0) FROM single) + (SELECT coalesce(sum(now - before), 0) FROM ends),
-       (SELECT array_agg(device_id) FROM ends WHERE now = 0),
-       array_agg(device_id), array_agg(way), array_agg(prior_seq)
+SELECT (SELECT coalesce(sum(missing), 0) FROM single)
+       + (SELECT coalesce(sum(seg_first_missing - CASE way WHEN {IN_HOLE} THEN prior_missing ELSE 0 END), 0)
+          FROM up WHERE way IN ({IN_ORDER}, {IN_HOLE})),
+       array_agg(device_id), array_agg(way), array_agg(CASE way WHEN {IN_ORDER} THEN seg_first_seq ELSE prior_seq END)
 FROM up WHERE way = {ELSEWHERE} OR device_id = ANY(%(several)s::text[])
 """
 
 
 _ACCOUNT_ONE_EACH = _account(_BATCH_ONE_EACH)  # a batch with one reading per device
 _ACCOUNT_SEVERAL = _account(_BATCH_SEVERAL)
-# The hole's ends the batch filled (see `_account`).
-_DROP_FILLED_ENDS = """
-DELETE FROM reading_gaps g USING devices d
-WHERE d.device_id = ANY(%s) AND g.device_id = d.device_id AND g.ts = d.seg_first_ts
-"""
 _STORE_GAPS = """
 INSERT INTO reading_gaps (device_id, ts, missing)
 SELECT d, to_timestamp(t), m FROM unnest(%s::text[], %s::float8[], %s::bigint[]) AS g(d, t, m)
 ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
 """
 # After a recompute: the head is what the table says (the batch's own last reading may have been a
-# duplicate whose stored twin carries another seq).
-# The hole is closed: which readings a recompute met is not worth keeping track of.
+# duplicate whose stored twin carries another seq). The hole is closed: which readings a recompute
+# met is not worth keeping track of. A pending step is dropped (the recompute wrote every step of
+# its span, the hole's end included, to `reading_gaps`); what it held comes back, to be taken off
+# the count.
 _READ_BACK_HEADS = """
 UPDATE devices d SET last_seq = (
     SELECT r.seq FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY r.ts DESC LIMIT 1
-), seg_pre_ts = NULL
-WHERE d.device_id = ANY(%s)
+), seg_pre_ts = NULL, seg_first_missing = 0
+FROM (SELECT device_id, seg_first_missing AS pending FROM devices WHERE device_id = ANY(%s)) o
+WHERE d.device_id = o.device_id
+RETURNING o.pending
 """
 
 
@@ -226,10 +237,8 @@ def account_batch(cur: psycopg.Cursor, rows: Sequence[Sequence[Any]]) -> int:
     several = repeated_devices(rows)
     row = cur.execute(_ACCOUNT_SEVERAL if several else _ACCOUNT_ONE_EACH, {"several": several}).fetchone()
     assert row is not None  # an aggregate without GROUP BY: always one row
-    change, filled, devices, ways, seqs = row
+    change, devices, ways, seqs = row
     change = int(change)
-    if filled:
-        cur.execute(_DROP_FILLED_ENDS, (filled,))
     if devices:
         heads: dict[str, Head] = {d: (d, way, seq) for d, way, seq in zip(devices, ways, seqs, strict=True)}
         plan = plan_batch([r for r in rows if r[0] in heads], heads)
@@ -239,7 +248,7 @@ def account_batch(cur: psycopg.Cursor, rows: Sequence[Sequence[Any]]) -> int:
             cur.execute(_STORE_GAPS, columns)
         if plan.recompute:
             change += recompute_gaps(cur, plan.recompute)
-            cur.execute(_READ_BACK_HEADS, (plan.recompute,))
+            change -= sum(int(pending) for (pending,) in cur.execute(_READ_BACK_HEADS, (plan.recompute,)))
     return change
 
 
@@ -254,21 +263,21 @@ def recompute_gaps(cur: psycopg.Cursor, devices: list[str]) -> int:
 
 def missing_for_device(conn: psycopg.Connection, device_id: str) -> int:
     """Readings the device's sequence says never arrived, since it was first seen."""
-    query = "SELECT coalesce(sum(missing), 0) FROM reading_gaps WHERE device_id = %s"
+    query = "SELECT coalesce(sum(missing), 0) FROM reading_gaps_all WHERE device_id = %s"
     row = conn.execute(query, (device_id,)).fetchone()
     return int(row[0]) if row else 0
 
 
 def missing_total(conn: psycopg.Connection) -> int:
     """Readings missing over the whole fleet."""
-    row = conn.execute("SELECT coalesce(sum(missing), 0) FROM reading_gaps").fetchone()
+    row = conn.execute("SELECT coalesce(sum(missing), 0) FROM reading_gaps_all").fetchone()
     return int(row[0]) if row else 0
 
 
 def missing_by_device(conn: psycopg.Connection, device_ids: list[str]) -> dict[str, int]:
     """Missing readings of each of `device_ids` that has any."""
     rows = conn.execute(
-        "SELECT device_id, sum(missing) FROM reading_gaps WHERE device_id = ANY(%s) GROUP BY device_id",
+        "SELECT device_id, sum(missing) FROM reading_gaps_all WHERE device_id = ANY(%s) GROUP BY device_id",
         (device_ids,),
     ).fetchall()
     return {str(d): int(n) for d, n in rows}
@@ -277,7 +286,8 @@ def missing_by_device(conn: psycopg.Connection, device_ids: list[str]) -> dict[s
 def top_missing(conn: psycopg.Connection, limit: int) -> list[tuple[str, int]]:
     """The `limit` devices with the most missing readings, most first."""
     rows = conn.execute(
-        "SELECT device_id, sum(missing) AS n FROM reading_gaps GROUP BY device_id ORDER BY n DESC, device_id LIMIT %s",
+        "SELECT device_id, sum(missing) AS n FROM reading_gaps_all GROUP BY device_id"
+        " ORDER BY n DESC, device_id LIMIT %s",
         (limit,),
     ).fetchall()
     return [(str(d), int(n)) for d, n in rows]
@@ -298,7 +308,7 @@ def hourly_gaps(conn: psycopg.Connection, device_id: str, start: datetime, end: 
         """
         WITH got AS (SELECT date_trunc('hour', ts) AS hour, count(*) AS n FROM sensor_readings
                      WHERE device_id = %(d)s AND ts >= %(s)s AND ts < %(e)s GROUP BY 1),
-             lost AS (SELECT date_trunc('hour', ts) AS hour, sum(missing) AS n FROM reading_gaps
+             lost AS (SELECT date_trunc('hour', ts) AS hour, sum(missing) AS n FROM reading_gaps_all
                       WHERE device_id = %(d)s AND ts >= %(s)s AND ts < %(e)s GROUP BY 1)
         SELECT coalesce(got.hour, lost.hour), coalesce(got.n, 0), coalesce(lost.n, 0)
         FROM got FULL JOIN lost ON got.hour = lost.hour ORDER BY 1
@@ -316,7 +326,7 @@ def window_shares(conn: psycopg.Connection, since: datetime, min_missing: int) -
         SELECT g.device_id,
                (SELECT count(*) FROM sensor_readings r WHERE r.device_id = g.device_id AND r.ts >= %(s)s),
                g.n
-        FROM (SELECT device_id, sum(missing) AS n FROM reading_gaps WHERE ts >= %(s)s GROUP BY device_id) g
+        FROM (SELECT device_id, sum(missing) AS n FROM reading_gaps_all WHERE ts >= %(s)s GROUP BY device_id) g
         WHERE g.n >= %(m)s ORDER BY g.device_id
         """,
         {"s": since, "m": min_missing},
@@ -325,7 +335,7 @@ def window_shares(conn: psycopg.Connection, since: datetime, min_missing: int) -
 
 
 _ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")  # the readings API's bucket alignment
-_MISSING_TAIL = """ AS b, sum(missing) FROM reading_gaps
+_MISSING_TAIL = """ AS b, sum(missing) FROM reading_gaps_all
 WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s GROUP BY b
 """
 _MISSING_TIMESCALE = "SELECT time_bucket(%(width)s, ts)" + _MISSING_TAIL
