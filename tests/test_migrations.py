@@ -40,6 +40,13 @@ def _alembic(url: str, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
 
 
+def _at(url: str, revision: str) -> str:
+    """A fresh database at `url`, migrated to `revision`."""
+    _fresh(url)
+    _alembic(url, "upgrade", revision)
+    return url
+
+
 def _tables(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
         return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
@@ -69,9 +76,7 @@ def test_upgrade_downgrade_upgrade(migrated_database: str) -> None:
 
 
 def test_one_outbox_migration_keeps_every_row_both_ways(migrated_database: str) -> None:
-    url = migrated_database + "_outbox"
-    _fresh(url)
-    _alembic(url, "upgrade", "0004")
+    url = _at(migrated_database + "_outbox", "0004")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO alerts (device_id, metric, detector, severity, opened_at, last_seen_at)"
@@ -116,9 +121,7 @@ def test_one_outbox_migration_keeps_every_row_both_ways(migrated_database: str) 
 
 
 def test_hardening_migration_moves_out_of_range_rows_then_checks_ts(migrated_database: str) -> None:
-    url = migrated_database + "_hardening"
-    _fresh(url)
-    _alembic(url, "upgrade", "0006_stream_detector")
+    url = _at(migrated_database + "_hardening", "0006_stream_detector")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO sensor_readings (device_id, ts, voltage, current, temperature) VALUES"
@@ -223,9 +226,7 @@ def test_installed_but_not_preloaded_migrates_plain(tmp_path: Any) -> None:
 def test_pending_step_migration_moves_open_holes_ends_both_ways(migrated_database: str) -> None:
     """0015: an open hole's end gap moves from `reading_gaps` onto the device's row and back; the
     view counts it the same either way; other gaps stay rows."""
-    url = migrated_database + "_pending"
-    _fresh(url)
-    _alembic(url, "upgrade", "0014_seq_hole_end")
+    url = _at(migrated_database + "_pending", "0014_seq_hole_end")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, first_seen, last_seen, last_seq, seg_pre_ts, seg_pre_seq,"

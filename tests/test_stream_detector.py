@@ -326,3 +326,18 @@ def test_a_state_written_before_the_nuisance_rate_is_read() -> None:
     assert restored.dev[S.D_VERSION] == S.STATE_VERSION and not restored.dev[S.N_DEV_V3 :].any()
     np.testing.assert_array_equal(restored.cal, state.cal)
     np.testing.assert_array_equal(restored.ring, state.ring)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_growing_condition_is_one_alarm_not_chatter(seed: int) -> None:
+    """A ramp (0.05 σ more every reading for 600 readings): the band may see the smoothed residual
+    back inside while a shift score keeps rising past its recent peak; the alarm must stay open
+    rather than clear and re-open every few readings (ISA-18.2 chattering)."""
+    n = 6000
+    ts = T0 + np.arange(n) * 2.0
+    x = 35.0 + 1.5 * _noise(n, 1, seed)
+    x[4000:4600, 0] += 0.05 * 1.5 * np.arange(600)
+    out = run_device(DeviceState.new(["temperature"]), ts, x)
+    assert not out.flag[3000:4000].any()
+    assert _onsets(out.flag[4000:4600]) == 1
+    assert out.flag[4000:4600].mean() > 0.9

@@ -12,7 +12,8 @@
    metrics the device shift energy D = mean EWM(z)²·span; optionally a forest score.
 3. Each score is compared with its own calibrated threshold (`calib.py`) and with its recent
    peak; exceeding both opens an alarm. An alarm clears after `off_readings` consecutive
-   readings inside the expected band (short smoothed |z| and flat run below their band values).
+   readings inside the expected band (short smoothed |z| and flat run below their band values)
+   in which no score exceeds both (a condition still growing keeps its alarm: no chatter).
 4. Learning. A metric's levels, scale and score histograms learn from its readings outside its
    own alarm (a device-level alarm holds only the device-level histograms); a condition older
    than `accept_after_s` is learnt again (accepted as normal). The seasonal ring always records:
@@ -346,7 +347,10 @@ def run_kernel(  # type: ignore[no-untyped-def]
             if met[j, S.M_ALARM] > 0.0:
                 flat_ok = sc[j, s, S.S_FLAT] ** 2 <= cal[j, s, S.S_FLAT, S.C_BAND]
                 inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
-                met[j, S.M_BELOW] = met[j, S.M_BELOW] + 1.0 if inband else 0.0
+                # A condition still growing (a score beyond its threshold and its recent peak: what
+                # would open an alarm) keeps the alarm: otherwise a slow rise that the band no
+                # longer sees would clear and re-open it every few readings (chatter).
+                met[j, S.M_BELOW] = met[j, S.M_BELOW] + 1.0 if inband and not hit else 0.0
                 if met[j, S.M_BELOW] >= off_n:
                     met[j, S.M_ALARM] = 0.0
             elif hit:
