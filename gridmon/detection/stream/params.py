@@ -53,10 +53,12 @@ class DetectorParams:
     accept_after_s: float = 3 * 3600.0
     """A condition standing longer than this is learnt as the new normal (the alarm then clears
     once the adapted model sees the signal inside its band)."""
-    recent_peak_s: float = 3600.0
-    """Half-life of the recent-peak guard: a new alarm needs more than what was just seen."""
-    recent_peak_readings: float = 20.0
-    """...and at least this many readings of half-life (slow devices)."""
+    recent_peak_s: float = 0.0
+    """Half-life of the recent-peak guard in seconds, at least (0: counted in readings only)."""
+    recent_peak_readings: float = 64.0
+    """Half-life of the recent-peak guard in readings: a new alarm needs more than what was just
+    seen. The tail of an event fades with the score's window, so the guard forgets over the longest
+    one (`span_long`), whatever the cadence."""
     alarm_learn_weight: float = 0.0
     """Weight with which readings in alarm enter the score histograms (0: they do not — a fault
     seen once must not hide the next one; a standing condition is learnt after `accept_after_s`)."""
