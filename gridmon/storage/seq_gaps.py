@@ -181,9 +181,9 @@ RETURNING device_id, prior_way AS way, prior_seq, seg_pre_ts, seg_pre_seq, seg_f
 # recompute that follows may rewrite it). Keys differ (a written-out step lies at or before the
 # device's head, a step in the hole before the hole's end; one device per key), so one INSERT
 # takes them all.
-# Returns: how the missing count changed, and the devices left over, each with its way and the seq
-# its steps start from (in order: the batch's first reading, whose step is the pending one);
-# arrays are NULL if empty.
+# Returns: how the missing count changed, and the devices left over, each with its way, the seq
+# its steps start from (in order: the batch's first reading, whose step is the pending one) and
+# its pending step now; arrays are NULL if empty.
 def _account(batch: str) -> str:
     return f"""
 WITH up AS ({_upsert_devices(batch)}),
@@ -201,7 +201,8 @@ stored AS (
 SELECT (SELECT coalesce(sum(missing), 0) FROM single)
        + (SELECT coalesce(sum(seg_first_missing - CASE way WHEN {IN_HOLE} THEN prior_missing ELSE 0 END), 0)
           FROM up WHERE way IN ({IN_ORDER}, {IN_HOLE})),
-       array_agg(device_id), array_agg(way), array_agg(CASE way WHEN {IN_ORDER} THEN seg_first_seq ELSE prior_seq END)
+       array_agg(device_id), array_agg(way), array_agg(CASE way WHEN {IN_ORDER} THEN seg_first_seq ELSE prior_seq END),
+       array_agg(seg_first_missing)
 FROM up WHERE way = {ELSEWHERE} OR device_id = ANY(%(several)s::text[])
 """
 
@@ -216,15 +217,12 @@ ON CONFLICT (device_id, ts) DO UPDATE SET missing = EXCLUDED.missing
 # After a recompute: the head is what the table says (the batch's own last reading may have been a
 # duplicate whose stored twin carries another seq). The hole is closed: which readings a recompute
 # met is not worth keeping track of. A pending step is dropped (the recompute wrote every step of
-# its span, the hole's end included, to `reading_gaps`); what it held comes back, to be taken off
-# the count.
+# its span, the hole's end included, to `reading_gaps`); `account_batch` takes it off the count.
 _READ_BACK_HEADS = """
 UPDATE devices d SET last_seq = (
     SELECT r.seq FROM sensor_readings r WHERE r.device_id = d.device_id ORDER BY r.ts DESC LIMIT 1
 ), seg_pre_ts = NULL, seg_first_missing = 0
-FROM (SELECT device_id, seg_first_missing AS pending FROM devices WHERE device_id = ANY(%s)) o
-WHERE d.device_id = o.device_id
-RETURNING o.pending
+WHERE d.device_id = ANY(%s)
 """
 
 
@@ -237,7 +235,7 @@ def account_batch(cur: psycopg.Cursor, rows: Sequence[Sequence[Any]]) -> int:
     several = repeated_devices(rows)
     row = cur.execute(_ACCOUNT_SEVERAL if several else _ACCOUNT_ONE_EACH, {"several": several}).fetchone()
     assert row is not None  # an aggregate without GROUP BY: always one row
-    change, devices, ways, seqs = row
+    change, devices, ways, seqs, pending = row
     change = int(change)
     if devices:
         heads: dict[str, Head] = {d: (d, way, seq) for d, way, seq in zip(devices, ways, seqs, strict=True)}
@@ -248,7 +246,9 @@ def account_batch(cur: psycopg.Cursor, rows: Sequence[Sequence[Any]]) -> int:
             cur.execute(_STORE_GAPS, columns)
         if plan.recompute:
             change += recompute_gaps(cur, plan.recompute)
-            change -= sum(int(pending) for (pending,) in cur.execute(_READ_BACK_HEADS, (plan.recompute,)))
+            cur.execute(_READ_BACK_HEADS, (plan.recompute,))
+            dropped = set(plan.recompute)
+            change -= sum(int(n) for d, n in zip(devices, pending, strict=True) if d in dropped)
     return change
 
 
