@@ -341,3 +341,23 @@ def test_a_growing_condition_is_one_alarm_not_chatter(seed: int) -> None:
     assert not out.flag[3000:4000].any()
     assert _onsets(out.flag[4000:4600]) == 1
     assert out.flag[4000:4600].mean() > 0.9
+
+
+@pytest.mark.parametrize("constant", [1000, 3000])
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_metric_constant_at_first_is_watched_once_it_varies(constant: int, seed: int) -> None:
+    """A current at exactly 0 until its feeder is switched on: once it varies, it is learnt like a
+    new metric. (Before: its scale sat at the floor and grew by a fraction per reading, so the
+    device was either blind — a 12-sigma spike and a 6-sigma step missed — or in alarm throughout.)"""
+    n = 8000
+    ts = T0 + np.arange(n) * 10.0
+    x = 100.0 + 5.0 * _noise(n, 1, seed)
+    x[:constant, 0] = 0.0
+    x[7000, 0] += 60.0
+    x[7500:7600, 0] += 30.0
+    out = run_device(DeviceState.new(["current"]), ts, x)
+    assert not out.flag[constant]  # switching on is not a fault
+    assert out.flag[constant + 500 : 7000].mean() < 0.01
+    assert out.flag[7000]
+    assert out.flag[7505:7600].all()
+    assert not out.flag[7700:].any()

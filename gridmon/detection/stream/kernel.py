@@ -46,6 +46,9 @@ RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 
 # An alarm episode peaking below this ratio is 'low' severity (episodes.RATIO_STEPS[0]).
 NUISANCE_RATIO = 2.0
 FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest completed normal run
+# Readings before the Huber clip of levels and scales applies (the running mean of the first ones
+# sets them unclipped).
+WARMUP = 20.0
 
 # Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
 TRIGGER_DEVICE = 1000
@@ -100,6 +103,21 @@ def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-u
     dcal[S.C_TOTAL] *= inv
     fcal[S.C_TOTAL] *= inv
     dev[S.D_WEIGHT] = 1.0
+
+
+@nb.njit(cache=True)
+def _forget_variation(met, fam, cal, hist, j):  # type: ignore[no-untyped-def]
+    """Metric j's learnt variation starts again (levels and seasonal ring are kept)."""
+    met[j, S.M_NJ] = 0.0
+    met[j, S.M_NU] = 0.0
+    met[j, S.M_AAB0] = 0.0
+    met[j, S.M_AAB1] = 0.0
+    met[j, S.M_NAB] = 0.0
+    met[j, S.M_ALARM] = 0.0  # a constant that ended (a stuck start) is over
+    met[j, S.M_BELOW] = 0.0
+    fam[j, :, :] = 0.0
+    cal[j, :, :, :] = 0.0
+    hist[j, :, :, :] = 0.0
 
 
 @nb.njit(cache=True)
@@ -295,6 +313,12 @@ def run_kernel(  # type: ignore[no-untyped-def]
             else:
                 ended[j] = met[j, S.M_RUN]
                 met[j, S.M_RUN] = 1.0
+                if ended[j] > WARMUP and ended[j] >= met[j, S.M_SEEN] - 1.0:
+                    # The first change of a metric constant for longer than the warm-up: all it
+                    # learnt of its variation is a scale at the floor, which the Huber clip would
+                    # let grow by a fraction per reading, and scores of astronomic size would
+                    # fill its histograms: it would be blind for days. It starts learning afresh.
+                    _forget_variation(met, fam, cal, hist, j)
             met[j, S.M_PREV] = x
             for f in range(2):
                 if f == 1 and not has_s[j]:
@@ -461,7 +485,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 cnt = fam[j, f, S.F_COUNT]
                 r = resid[j, f]
                 sd = max(fam[j, f, S.F_SCALE], floor)
-                cl = clip * sd if cnt > 20.0 else abs(r) + 1e-12
+                cl = clip * sd if cnt > WARMUP else abs(r) + 1e-12
                 rc = min(max(r, -cl), cl)
                 fam[j, f, S.F_SCALE] += max(a, 1.0 / cnt) * (abs(rc) - fam[j, f, S.F_SCALE])
                 if cnt == wc:
@@ -488,7 +512,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 af = max(1.0 / nj, dt / tau)
                 r = x - (met[j, S.M_L0] if f == 0 else met[j, S.M_L1] + (seas[j] if has_s[j] else 0.0))
                 sd = max(fam[j, f, S.F_SCALE], floor)
-                cl = clip * sd if nj > 20.0 else abs(r) + 1e-12
+                cl = clip * sd if nj > WARMUP else abs(r) + 1e-12
                 rc = min(max(r, -cl), cl)
                 if f == 0:
                     met[j, S.M_L0] += af * rc
