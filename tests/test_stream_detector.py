@@ -11,6 +11,7 @@ import pytest
 from sklearn.ensemble import IsolationForest
 
 from gridmon.detection.stream import state as S
+from gridmon.detection.stream.band import expected_band
 from gridmon.detection.stream.episodes import alarm_runs, severity_for
 from gridmon.detection.stream.forest import flatten, train_flat_forest
 from gridmon.detection.stream.kernel import _forest_score
@@ -309,17 +310,40 @@ def test_a_large_alarm_is_not_a_nuisance() -> None:
     assert state.dev[S.D_NUISANCE] == 0.0
 
 
+def test_a_state_written_before_the_weekly_profile_is_read() -> None:
+    n = 3000
+    ts = T0 + np.arange(n) * 5.0
+    x = 1.0 + 0.1 * _noise(n, 2, 7)
+    state = DeviceState.new(["a", "b"])
+    run_device(state, ts, x)
+    # the version-4 layout: `met` without the weekly columns, no weekly ring
+    names = json.dumps(["a", "b"]).encode()
+    head = b"GMS1" + struct.pack("<HI", 4, len(names)) + names
+    old_met = np.ascontiguousarray(state.met[:, : S.N_MET_V4])
+    body = [state.dev, old_met, state.fam, state.hist, state.cal, state.ring, state.dhist, state.dcal, state.fhist, state.fcal]
+    restored = DeviceState.from_bytes(zlib.compress(head + b"".join(a.tobytes() for a in body)))
+    assert restored is not None
+    np.testing.assert_array_equal(restored.met[:, : S.N_MET_V4], old_met)
+    assert not restored.met[:, S.N_MET_V4 :].any() and np.isnan(restored.wring).all()
+    np.testing.assert_array_equal(restored.hist, state.hist)
+    np.testing.assert_array_equal(restored.fcal, state.fcal)
+    # and it carries on scoring
+    run_device(restored, ts[-1] + 5.0 + np.arange(10) * 5.0, x[:10])
+
+
 def test_a_state_written_before_the_nuisance_rate_is_read() -> None:
     n = 3000
     ts = T0 + np.arange(n) * 5.0
     x = 1.0 + 0.1 * _noise(n, 2, 7)
     state = DeviceState.new(["a", "b"])
     run_device(state, ts, x)
-    # the version-3 layout: the same arrays with the first N_DEV_V3 device slots
-    blob = zlib.decompress(state.to_bytes())
+    # the version-3 layout: the first N_DEV_V3 device slots, `met` without the weekly columns,
+    # no weekly ring
     names = json.dumps(["a", "b"]).encode()
     head = b"GMS1" + struct.pack("<HI", 3, len(names)) + names
-    old = head + state.dev[: S.N_DEV_V3].tobytes() + blob[len(head) + state.dev.nbytes :]
+    rest = [state.fam, state.hist, state.cal, state.ring, state.dhist, state.dcal, state.fhist, state.fcal]
+    old_met = np.ascontiguousarray(state.met[:, : S.N_MET_V4])
+    old = head + state.dev[: S.N_DEV_V3].tobytes() + old_met.tobytes() + b"".join(a.tobytes() for a in rest)
     restored = DeviceState.from_bytes(zlib.compress(old))
     assert restored is not None
     np.testing.assert_array_equal(restored.dev[1 : S.N_DEV_V3], state.dev[1 : S.N_DEV_V3])
@@ -361,3 +385,32 @@ def test_a_metric_constant_at_first_is_watched_once_it_varies(constant: int, see
     assert out.flag[7000]
     assert out.flag[7505:7600].all()
     assert not out.flag[7700:].any()
+
+
+def _weekday_shifts(dt: float, weeks: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A load that works weekdays 08:00-17:00 (+20) and rests at weekends, noise 1."""
+    ts = T0 + np.arange(int(weeks * 7 * DAY / dt)) * dt
+    hour = (ts % DAY) / 3600.0
+    weekday = (np.floor(ts / DAY).astype(int) + 3) % 7  # T0 is a Thursday; 0 = Monday
+    working = (weekday < 5) & (hour >= 8) & (hour < 17)
+    return ts, 50.0 + 20.0 * working + _noise(len(ts), 1, seed)[:, 0]
+
+
+def test_a_weekly_profile_watches_working_hours() -> None:
+    """A 5-sigma fault for two hours of a Wednesday's shift. The daily profile (the last three
+    days) expects Monday's shift from a weekend and Saturday's from weekdays, so the shift's
+    edges are learnt as normal deviations of 20 and the fault stays below them; the weekly
+    profile (same hour of the same weekday) expects the shift, and the fault stands out."""
+    ts, x = _weekday_shifts(300.0, 8, 2)
+    wednesday = T0 + 48 * DAY  # week 7
+    fault = (ts >= wednesday + 11 * 3600) & (ts < wednesday + 13 * 3600)
+    x = x + 5.0 * fault
+    state = DeviceState.new(["load"])
+    start = int(3 * 7 * DAY / 300.0)
+    out = run_device(state, ts, x[:, None], start=start)
+    assert state.met[0, S.M_WEEK] == 1.0
+    assert out.flag[fault].mean() > 0.9
+    assert _onsets(out.flag[start:] & ~fault[start:]) <= 1
+    # the band follows the week: a Saturday morning is expected at rest, a Wednesday's at work
+    band = expected_band(state, np.array([T0 + 51 * DAY + 10.5 * 3600, T0 + 55 * DAY + 10.5 * 3600]))
+    assert abs(band[0].expected[0] - 50.0) < 2.0 and abs(band[0].expected[1] - 70.0) < 2.0

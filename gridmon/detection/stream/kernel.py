@@ -5,8 +5,10 @@
 
 1. Expectation. Two models: the *recent level* (Huber-clipped exponential mean, time constant
    `tau_recent_s`) and the *seasonal* one (a slow level plus the median of the same
-   time-of-day slot over the previous `season_days` days). The seasonal model is used once it
-   exists and cuts the residual scale to `season_gain` of the recent model's.
+   time-of-day slot over the previous `season_days` days, or, once two weeks are stored and
+   it fits better by the same margin, of the same hour of the same weekday over the previous
+   weeks). The seasonal model is used once it exists and cuts the residual scale to
+   `season_gain` of the recent model's.
 2. Scores of the residual z = (x − expected) / scale: point |z|, short shift |EWM(z)|·√span,
    spread EWM(min(|z|, 10)), flat run (identical consecutive values) and long shift. Across
    metrics the device shift energy D = mean EWM(z)²·span; optionally a forest score.
@@ -16,7 +18,8 @@
    in which no score exceeds both (a condition still growing keeps its alarm: no chatter).
 4. Learning. A metric's levels, scale and score histograms learn from its readings outside its
    own alarm (a device-level alarm holds only the device-level histograms); a condition older
-   than `accept_after_s` is learnt again (accepted as normal). The seasonal ring always records:
+   than `accept_after_s` is learnt again (accepted as normal). The seasonal rings (daily slots,
+   weekly hours) always record:
    its median over days ignores one bad day, and a new daily pattern that repeats for two days
    becomes the expectation.
 
@@ -121,6 +124,15 @@ def _forget_variation(met, fam, cal, hist, j):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
+def _forget_family(fam, cal, hist, j, f):  # type: ignore[no-untyped-def]
+    """Metric j's expectation model f learns its residuals afresh."""
+    fam[j, f, :] = 0.0
+    fam[j, f, S.F_EA] = 1.0
+    cal[j, f, :, :] = 0.0
+    hist[j, f, :, :] = 0.0
+
+
+@nb.njit(cache=True)
 def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay):  # type: ignore[no-untyped-def]
     h[hbin(x2)] += np.float32(w)
     c[S.C_RAW] = max(c[S.C_RAW] * max_decay, raw2)  # the same, in the metric's own units
@@ -188,6 +200,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
     hist,
     cal,
     ring,
+    wring,
     dhist,
     dcal,
     fhist,
@@ -225,6 +238,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
     has_forest = f_norm > 0.0
     ntests = k * S.N_SCORES + (1 if k >= 2 else 0) + (1 if has_forest else 0)
     R = ring.shape[1]
+    RW = wring.shape[1]
     nfeat = 3 * k
     sc = np.zeros((k, 2, S.N_SCORES))
     resid = np.zeros((k, 2))
@@ -235,6 +249,10 @@ def run_kernel(  # type: ignore[no-untyped-def]
     sel = np.zeros(k, np.int64)
     feats = np.zeros(max(nfeat, 1))
     buf = np.zeros(max(season_days, 1))
+    wbuf = np.zeros(S.WEEK_WEEKS)
+    seas_d = np.zeros(k)
+    seas_w = np.zeros(k)
+    has_w = np.zeros(k, np.bool_)
     for t in range(n):
         now = ts[t]
         # ---- clock: cadence, decay weight, seasonal slots
@@ -264,9 +282,23 @@ def run_kernel(  # type: ignore[no-untyped-def]
         cur_day = dev[S.D_DAY]
         if not late and (day != cur_day or slot != dev[S.D_SLOT]):
             if dev[S.D_SLOT] >= 0.0 and cur_day >= 0.0:
+                old = int(dev[S.D_SLOT])
                 for j in range(k):
                     if met[j, S.M_SLOT_CNT] > 0.0:
-                        ring[j, int(cur_day) % R, int(dev[S.D_SLOT])] = met[j, S.M_SLOT_SUM] / met[j, S.M_SLOT_CNT]
+                        ring[j, int(cur_day) % R, old] = met[j, S.M_SLOT_SUM] / met[j, S.M_SLOT_CNT]
+                per_hour = S.SEASON_SLOTS // S.HOURS
+                if day != cur_day or slot // per_hour != old // per_hour:
+                    # the hour just ended: its mean (of the slots that had readings) for the weekly profile
+                    h = old // per_hour
+                    for j in range(k):
+                        tot = 0.0
+                        cnt = 0
+                        for q2 in range(h * per_hour, (h + 1) * per_hour):
+                            v = ring[j, int(cur_day) % R, q2]
+                            if not math.isnan(v):
+                                tot += v
+                                cnt += 1
+                        wring[j, int(cur_day) % RW, h] = tot / cnt if cnt > 0 else np.nan
             for j in range(k):
                 met[j, S.M_SLOT_SUM] = 0.0
                 met[j, S.M_SLOT_CNT] = 0.0
@@ -275,6 +307,10 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 for dd in range(int(first), int(day) + 1):
                     for j in range(k):
                         ring[j, dd % R, :] = np.nan
+                firstw = day - RW + 1 if cur_day < 0 or day - cur_day >= RW else cur_day + 1
+                for dd in range(int(firstw), int(day) + 1):
+                    for j in range(k):
+                        wring[j, dd % RW, :] = np.nan
             dev[S.D_DAY] = day
             dev[S.D_SLOT] = slot
         off_n = max(1.0, min(P[P_OFF_N], math.ceil(P[P_OFF_S] / dt)))
@@ -306,7 +342,29 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     buf[nb_] = v
                     nb_ += 1
             has_s[j] = nb_ >= 2
-            seas[j] = _median_small(buf, nb_) if has_s[j] else 0.0
+            seas_d[j] = _median_small(buf, nb_) if has_s[j] else 0.0
+            nw = 0
+            hour = slot // (S.SEASON_SLOTS // S.HOURS)
+            for wk in range(1, S.WEEK_WEEKS + 1):
+                v = wring[j, int(day - 7 * wk) % RW, hour]
+                if not math.isnan(v):
+                    wbuf[nw] = v
+                    nw += 1
+            has_w[j] = has_s[j] and nw >= 2
+            seas_w[j] = _median_small(wbuf, nw) if has_w[j] else 0.0
+            # The weekly profile (same hour, same weekday) replaces the daily one once its track
+            # record is better by the margin the seasonal model needs over the recent one, and
+            # stays until it is no better at all (hysteresis: no flapping between the two).
+            if met[j, S.M_NAW] > 50.0:
+                bar = 1.0 if met[j, S.M_WEEK] > 0.0 else P[P_SEASON_GAIN]
+                week = 1.0 if met[j, S.M_AABW] < bar * met[j, S.M_AABD] else 0.0
+                if week != met[j, S.M_WEEK]:
+                    # The seasonal model's residuals change with its profile: what its scale,
+                    # histograms and records learnt describes the other profile. It learns anew
+                    # (the recent model watches meanwhile).
+                    _forget_family(fam, cal, hist, j, 1)
+                    met[j, S.M_WEEK] = week
+            seas[j] = seas_w[j] if (has_w[j] and met[j, S.M_WEEK] > 0.0) else seas_d[j]
             ended[j] = 0.0
             if x == met[j, S.M_PREV]:
                 met[j, S.M_RUN] += 1.0
@@ -501,6 +559,14 @@ def run_kernel(  # type: ignore[no-untyped-def]
                         _learn_score(
                             hist[j, f, i], cal[j, f, i], x2, raw2, w, min_cal, q, p_on, band_p, gmax, max_decay
                         )
+            if has_w[j]:
+                met[j, S.M_NAW] += 1.0
+                g = max(0.005, 1.0 / met[j, S.M_NAW])
+                sd = max(fam[j, 1, S.F_SCALE], floor)
+                rd = x - met[j, S.M_L1] - seas_d[j]
+                rw = x - met[j, S.M_L1] - seas_w[j]
+                met[j, S.M_AABD] += g * (min(abs(rd), clip * sd) - met[j, S.M_AABD])
+                met[j, S.M_AABW] += g * (min(abs(rw), clip * sd) - met[j, S.M_AABW])
             if has_s[j]:
                 met[j, S.M_NAB] += 1.0
                 g = max(0.005, 1.0 / met[j, S.M_NAB])

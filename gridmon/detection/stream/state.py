@@ -7,7 +7,8 @@ kernel (`kernel.py`) reads and writes them in place.
 
 Per device: `dev` (cadence, clock, device-level alarms). Per metric (`met`), per metric and
 expectation model (`fam`: 0 = recent level, 1 = seasonal), per score (`cal` + `hist`), and the
-seasonal ring of the last days' time-of-day means (`ring`). The device shift-energy score and
+seasonal ring of the last days' time-of-day means (`ring`) and the weekly ring of the last
+weeks' hourly means (`wring`). The device shift-energy score and
 the forest score have a histogram and calibration row each (`dhist`/`dcal`, `fhist`/`fcal`).
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from gridmon.detection.stream.calib import NB
 
-STATE_VERSION = 4
+STATE_VERSION = 5
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
@@ -36,12 +37,16 @@ E_START, E_PEAK, E_PEAK_TS, E_LAST = 15, 16, 17, 18
 # ratio and last clear (reading numbers); whether the previous reading was in alarm
 D_NUISANCE, D_WATCHED, D_EPISODE_N, D_EPISODE_PEAK, D_CLEAR_N, D_IN_ALARM = 19, 20, 21, 22, 23, 24
 N_DEV = 25
-N_DEV_V3 = 19  # states written before the nuisance rate: read with these slots zero
+N_DEV_V3 = 19  # states written before the nuisance rate (version 3): read with these slots zero
 
 # met[j]
 M_NJ, M_NU, M_L0, M_L1, M_RUN, M_PREV, M_ALARM, M_BELOW, M_OPEN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 M_AAB0, M_AAB1, M_NAB, M_SLOT_SUM, M_SLOT_CNT, M_SEL, M_SEEN = 9, 10, 11, 12, 13, 14, 15
-N_MET = 16
+# track records of the daily and the weekly profile (mean clipped absolute residual, readings
+# counted) and whether the weekly one is in use
+M_AABD, M_AABW, M_NAW, M_WEEK = 16, 17, 18, 19
+N_MET = 20
+N_MET_V4 = 16  # states written before the weekly profile (versions 3 and 4): read with these slots zero
 
 # fam[j, f]
 F_SCALE, F_COUNT, F_EWZ, F_EA, F_EWL, F_EWC = 0, 1, 2, 3, 4, 5
@@ -59,6 +64,9 @@ N_CAL = 8
 FAMILIES = 2
 SEASON_SLOTS = 96  # 15-minute time-of-day slots
 RING_DAYS = 4  # the last three days and today
+WEEK_RING_DAYS = 22  # hourly means of the last three weeks and today
+WEEK_WEEKS = 3  # the same hour of the same weekday in the previous weeks
+HOURS = 24
 
 
 @dataclass
@@ -72,6 +80,7 @@ class DeviceState:
     hist: np.ndarray
     cal: np.ndarray
     ring: np.ndarray
+    wring: np.ndarray
     dhist: np.ndarray
     dcal: np.ndarray
     fhist: np.ndarray
@@ -99,6 +108,7 @@ class DeviceState:
             hist=np.zeros((k, FAMILIES, N_SCORES, NB), dtype=np.float32),
             cal=np.zeros((k, FAMILIES, N_SCORES, N_CAL)),
             ring=np.full((k, RING_DAYS, SEASON_SLOTS), np.nan, dtype=np.float32),
+            wring=np.full((k, WEEK_RING_DAYS, HOURS), np.nan, dtype=np.float32),
             dhist=np.zeros(NB, dtype=np.float32),
             dcal=np.zeros(N_CAL),
             fhist=np.zeros(NB, dtype=np.float32),
@@ -121,6 +131,7 @@ class DeviceState:
             hist=np.concatenate([self.hist, fresh.hist]),
             cal=np.concatenate([self.cal, fresh.cal]),
             ring=np.concatenate([self.ring, fresh.ring]),
+            wring=np.concatenate([self.wring, fresh.wring]),
             dhist=self.dhist,
             dcal=self.dcal,
             fhist=self.fhist,
@@ -141,6 +152,7 @@ class DeviceState:
             self.hist,
             self.cal,
             self.ring,
+            self.wring,
             self.dhist,
             self.dcal,
             self.fhist,
@@ -171,45 +183,54 @@ class DeviceState:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> DeviceState | None:
-        """The state in `blob`, or None when it was written by another state version."""
+        """The state in `blob`, or None when it was written by an unknown state version.
+        States of versions 3 and 4 are read with what later versions added at its start
+        (zero slots, an empty weekly ring)."""
         raw = bytearray(zlib.decompress(blob))
         if raw[:4] != _MAGIC:
             return None
         version, size = struct.unpack_from("<HI", raw, 4)
-        if version not in (3, STATE_VERSION):
+        if version not in (3, 4, STATE_VERSION):
             return None
         at = 10 + size
         metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
-        arrays: list[np.ndarray] = []
-        for dtype, shape in _layout(len(metrics), N_DEV if version == STATE_VERSION else N_DEV_V3):
+        arrays: dict[str, np.ndarray] = {}
+        for name, dtype, shape in _layout(len(metrics), version):
             count = math.prod(shape)
-            arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=at).reshape(shape))
+            arrays[name] = np.frombuffer(raw, dtype=dtype, count=count, offset=at).reshape(shape)
             at += count * np.dtype(dtype).itemsize
         if at != len(raw):
             return None
-        if version != STATE_VERSION:  # a version-3 state: the new slots start at zero
-            dev = np.zeros(N_DEV)
-            dev[: arrays[0].size] = arrays[0]
-            dev[D_VERSION] = STATE_VERSION
-            arrays[0] = dev
-        return cls(metrics, *arrays)
+        if version == STATE_VERSION:
+            return cls(metrics, **arrays)
+        state = cls.new(metrics)
+        for name, old in arrays.items():
+            into = getattr(state, name)
+            if name == "dev":
+                into[: old.size] = old
+                into[D_VERSION] = STATE_VERSION
+            elif name == "met":
+                into[:, : old.shape[1]] = old
+            else:
+                into[...] = old
+        return state
 
 
 _MAGIC = b"GMS1"
 
 
-def _layout(k: int, n_dev: int = N_DEV) -> list[tuple[type, tuple[int, ...]]]:
-    """(dtype, shape) of each array of a k-metric state, in serialisation order."""
+def _layout(k: int, version: int = STATE_VERSION) -> list[tuple[str, type, tuple[int, ...]]]:
+    """(field, dtype, shape) of each array of a k-metric state of `version`, in serialisation order."""
     f32, f64 = np.float32, np.float64
-    return [
-        (f64, (n_dev,)),
-        (f64, (k, N_MET)),
-        (f64, (k, FAMILIES, N_FAM)),
-        (f32, (k, FAMILIES, N_SCORES, NB)),
-        (f64, (k, FAMILIES, N_SCORES, N_CAL)),
-        (f32, (k, RING_DAYS, SEASON_SLOTS)),
-        (f32, (NB,)),
-        (f64, (N_CAL,)),
-        (f32, (NB,)),
-        (f64, (N_CAL,)),
+    items: list[tuple[str, type, tuple[int, ...]]] = [
+        ("dev", f64, (N_DEV_V3 if version == 3 else N_DEV,)),
+        ("met", f64, (k, N_MET_V4 if version < 5 else N_MET)),
+        ("fam", f64, (k, FAMILIES, N_FAM)),
+        ("hist", f32, (k, FAMILIES, N_SCORES, NB)),
+        ("cal", f64, (k, FAMILIES, N_SCORES, N_CAL)),
+        ("ring", f32, (k, RING_DAYS, SEASON_SLOTS)),
     ]
+    if version >= 5:
+        items.append(("wring", f32, (k, WEEK_RING_DAYS, HOURS)))
+    items += [("dhist", f32, (NB,)), ("dcal", f64, (N_CAL,)), ("fhist", f32, (NB,)), ("fcal", f64, (N_CAL,))]
+    return items
