@@ -30,7 +30,8 @@ STATE_VERSION = 5
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
 D_ALARM, D_BELOW, D_OPEN, D_REC = 7, 8, 9, 10
 F_ALARM, F_BELOW, F_OPEN, F_REC = 11, 12, 13, 14
-# episode bookkeeping written by the Python side (open alert of the device)
+# episode bookkeeping written by the Python side (open alert of the device); E_PEAK and
+# E_PEAK_TS are no longer written (the alert keeps its peak) and stay as slots of the layout
 E_START, E_PEAK, E_PEAK_TS, E_LAST = 15, 16, 17, 18
 # the device's nuisance-alarm rate (kernel `_count_nuisance`, `_nuisance_factor`): decayed count of
 # low, short alarm episodes and decayed watched days; the open episode's first reading, peak
