@@ -310,6 +310,15 @@ def test_a_large_alarm_is_not_a_nuisance() -> None:
     assert state.dev[S.D_NUISANCE] == 0.0
 
 
+def _older_blob(state: DeviceState, version: int, dev: np.ndarray) -> bytes:
+    """`state` serialised in the layout of a version before the weekly profile (3 or 4)."""
+    names = json.dumps(list(state.metrics)).encode()
+    head = b"GMS1" + struct.pack("<HI", version, len(names)) + names
+    old_met = np.ascontiguousarray(state.met[:, : S.N_MET_V4])
+    body = [dev, old_met, state.fam, state.hist, state.cal, state.ring, state.dhist, state.dcal, state.fhist, state.fcal]
+    return zlib.compress(head + b"".join(a.tobytes() for a in body))
+
+
 def test_a_state_written_before_the_weekly_profile_is_read() -> None:
     n = 3000
     ts = T0 + np.arange(n) * 5.0
@@ -317,11 +326,8 @@ def test_a_state_written_before_the_weekly_profile_is_read() -> None:
     state = DeviceState.new(["a", "b"])
     run_device(state, ts, x)
     # the version-4 layout: `met` without the weekly columns, no weekly ring
-    names = json.dumps(["a", "b"]).encode()
-    head = b"GMS1" + struct.pack("<HI", 4, len(names)) + names
     old_met = np.ascontiguousarray(state.met[:, : S.N_MET_V4])
-    body = [state.dev, old_met, state.fam, state.hist, state.cal, state.ring, state.dhist, state.dcal, state.fhist, state.fcal]
-    restored = DeviceState.from_bytes(zlib.compress(head + b"".join(a.tobytes() for a in body)))
+    restored = DeviceState.from_bytes(_older_blob(state, 4, state.dev))
     assert restored is not None
     np.testing.assert_array_equal(restored.met[:, : S.N_MET_V4], old_met)
     assert not restored.met[:, S.N_MET_V4 :].any() and np.isnan(restored.wring).all()
@@ -339,12 +345,7 @@ def test_a_state_written_before_the_nuisance_rate_is_read() -> None:
     run_device(state, ts, x)
     # the version-3 layout: the first N_DEV_V3 device slots, `met` without the weekly columns,
     # no weekly ring
-    names = json.dumps(["a", "b"]).encode()
-    head = b"GMS1" + struct.pack("<HI", 3, len(names)) + names
-    rest = [state.fam, state.hist, state.cal, state.ring, state.dhist, state.dcal, state.fhist, state.fcal]
-    old_met = np.ascontiguousarray(state.met[:, : S.N_MET_V4])
-    old = head + state.dev[: S.N_DEV_V3].tobytes() + old_met.tobytes() + b"".join(a.tobytes() for a in rest)
-    restored = DeviceState.from_bytes(zlib.compress(old))
+    restored = DeviceState.from_bytes(_older_blob(state, 3, state.dev[: S.N_DEV_V3]))
     assert restored is not None
     np.testing.assert_array_equal(restored.dev[1 : S.N_DEV_V3], state.dev[1 : S.N_DEV_V3])
     assert restored.dev[S.D_VERSION] == S.STATE_VERSION and not restored.dev[S.N_DEV_V3 :].any()

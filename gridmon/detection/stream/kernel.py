@@ -52,6 +52,7 @@ FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest com
 # Readings before the Huber clip of levels and scales applies (the running mean of the first ones
 # sets them unclipped).
 WARMUP = 20.0
+SLOTS_PER_HOUR = S.SEASON_SLOTS // S.HOURS
 
 # Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
 TRIGGER_DEVICE = 1000
@@ -118,9 +119,17 @@ def _forget_variation(met, fam, cal, hist, j):  # type: ignore[no-untyped-def]
     met[j, S.M_NAB] = 0.0
     met[j, S.M_ALARM] = 0.0  # a constant that ended (a stuck start) is over
     met[j, S.M_BELOW] = 0.0
-    fam[j, :, :] = 0.0
-    cal[j, :, :, :] = 0.0
-    hist[j, :, :, :] = 0.0
+    for f in range(S.FAMILIES):
+        _forget_family(fam, cal, hist, j, f)
+
+
+@nb.njit(cache=True, inline="always")
+def _clear_new_days(ring, cur_day, day):  # type: ignore[no-untyped-def]
+    """Empty the rows of a day ring (k × days × slots) for the days after `cur_day` up to `day`."""
+    size = ring.shape[1]
+    first = day - size + 1 if cur_day < 0 or day - cur_day >= size else cur_day + 1
+    for dd in range(int(first), int(day) + 1):
+        ring[:, int(dd) % size, :] = np.nan
 
 
 @nb.njit(cache=True)
@@ -286,14 +295,13 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 for j in range(k):
                     if met[j, S.M_SLOT_CNT] > 0.0:
                         ring[j, int(cur_day) % R, old] = met[j, S.M_SLOT_SUM] / met[j, S.M_SLOT_CNT]
-                per_hour = S.SEASON_SLOTS // S.HOURS
-                if day != cur_day or slot // per_hour != old // per_hour:
+                if day != cur_day or slot // SLOTS_PER_HOUR != old // SLOTS_PER_HOUR:
                     # the hour just ended: its mean (of the slots that had readings) for the weekly profile
-                    h = old // per_hour
+                    h = old // SLOTS_PER_HOUR
                     for j in range(k):
                         tot = 0.0
                         cnt = 0
-                        for q2 in range(h * per_hour, (h + 1) * per_hour):
+                        for q2 in range(h * SLOTS_PER_HOUR, (h + 1) * SLOTS_PER_HOUR):
                             v = ring[j, int(cur_day) % R, q2]
                             if not math.isnan(v):
                                 tot += v
@@ -303,14 +311,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 met[j, S.M_SLOT_SUM] = 0.0
                 met[j, S.M_SLOT_CNT] = 0.0
             if day != cur_day:
-                first = day - R + 1 if cur_day < 0 or day - cur_day >= R else cur_day + 1
-                for dd in range(int(first), int(day) + 1):
-                    for j in range(k):
-                        ring[j, dd % R, :] = np.nan
-                firstw = day - RW + 1 if cur_day < 0 or day - cur_day >= RW else cur_day + 1
-                for dd in range(int(firstw), int(day) + 1):
-                    for j in range(k):
-                        wring[j, dd % RW, :] = np.nan
+                _clear_new_days(ring, cur_day, day)
+                _clear_new_days(wring, cur_day, day)
             dev[S.D_DAY] = day
             dev[S.D_SLOT] = slot
         off_n = max(1.0, min(P[P_OFF_N], math.ceil(P[P_OFF_S] / dt)))
@@ -344,7 +346,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             has_s[j] = nb_ >= 2
             seas_d[j] = _median_small(buf, nb_) if has_s[j] else 0.0
             nw = 0
-            hour = slot // (S.SEASON_SLOTS // S.HOURS)
+            hour = slot // SLOTS_PER_HOUR
             for wk in range(1, S.WEEK_WEEKS + 1):
                 v = wring[j, int(day - 7 * wk) % RW, hour]
                 if not math.isnan(v):
