@@ -196,6 +196,7 @@ def test_kernel_reads_each_parameter_at_its_position() -> None:
         "scale_floor": kernel.P_FLOOR,
         "rate_halflife_s": kernel.P_RATE_HALF,
         "rate_prior_s": kernel.P_RATE_PRIOR,
+        "refit_phase": kernel.P_REFIT_PHASE,
     }
     assert set(positions) == set(PARAM_NAMES)
     assert all(PARAM_NAMES[i] == name for name, i in positions.items())

@@ -1,4 +1,4 @@
-"""`gridmon eval nab` and `gridmon eval skab`: the detector on public labelled benchmarks.
+"""`gridmon eval nab`, `eval skab` and `eval noise`: the detector on public labelled benchmarks and on fault-free noise.
 
 Each prints a table (unless `--json`) with the null and flag-everything rows and the published
 anchors, then one JSON line. The scoring is `gridmon.evaluation.nab` and
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gridmon.cli.eval_format import anchors_line, table
+from gridmon.cli.eval_format import PHASES_HELP, anchors_line, table
 
 NAB_COLUMNS = (
     ("standard", "standard"),
@@ -55,21 +55,26 @@ def _fail(exc: Exception) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
-def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool) -> None:
+@click.option("--phases", default=1, show_default=True, type=click.IntRange(1, 32), help=PHASES_HELP)
+def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool, phases: int) -> None:
     """NAB's scoring (onsets, three profiles, normalized) over a corpus in NAB's layout."""
     from gridmon.evaluation.adapter import use_forest
     from gridmon.evaluation.nab import evaluate_nab
+    from gridmon.evaluation.phases import run_phases, summary_rows
 
     use_forest(not no_forest)
     try:
-        report: dict[str, Any] = {**evaluate_nab(data_dir, labels_file), "forest": not no_forest}
+        report: dict[str, Any] = {
+            **run_phases(lambda: evaluate_nab(data_dir, labels_file), phases),
+            "forest": not no_forest,
+        }
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
     if not as_json:
         corpus = report["corpus"]
         click.echo(f"{corpus['files']} files, {corpus['windows']} windows, {corpus['rows']} rows; normalized scores")
-        click.echo(table(report["rows"], NAB_COLUMNS, digits=1))
+        click.echo(table(summary_rows(report), NAB_COLUMNS, digits=1))
         anchors = {k: v for k, v in report["anchors"].items() if k not in ("profile", "corpus")}
         title = "anchors (standard profile; NAB's published detections, scored this way on NAB's 53-file corpus)"
         click.echo(anchors_line(title, anchors))
@@ -87,14 +92,19 @@ def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool) 
 @click.option("--train-rows", default=400, show_default=True, help="Leading rows per file used for training.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
-def skab_eval(data_dir: Path, train_rows: int, as_json: bool, no_forest: bool) -> None:
+@click.option("--phases", default=1, show_default=True, type=click.IntRange(1, 32), help=PHASES_HELP)
+def skab_eval(data_dir: Path, train_rows: int, as_json: bool, no_forest: bool, phases: int) -> None:
     """SKAB's protocol: point-wise F1/FAR/MAR and the changepoint NAB score, from the same flags."""
     from gridmon.evaluation.adapter import use_forest
+    from gridmon.evaluation.phases import run_phases, summary_rows
     from gridmon.evaluation.skab import evaluate_skab
 
     use_forest(not no_forest)
     try:
-        report: dict[str, Any] = {**evaluate_skab(data_dir, train_rows=train_rows), "forest": not no_forest}
+        report: dict[str, Any] = {
+            **run_phases(lambda: evaluate_skab(data_dir, train_rows=train_rows), phases),
+            "forest": not no_forest,
+        }
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
@@ -103,11 +113,47 @@ def skab_eval(data_dir: Path, train_rows: int, as_json: bool, no_forest: bool) -
         click.echo(
             f"{corpus['files']} labelled files, {corpus['rows']} rows, first {corpus['train_rows']} of each train"
         )
-        click.echo(table(report["rows"], SKAB_COLUMNS))
+        click.echo(table(summary_rows(report), SKAB_COLUMNS))
         outlier = report["anchors"]["outlier"]
         click.echo(
             "anchors, outlier (F1 / FAR % / MAR %): "
             + ", ".join(f"{k} {v['f1']} / {v['far_pct']} / {v['mar_pct']}" for k, v in outlier.items())
         )
         click.echo(anchors_line("anchors, changepoint (NAB standard)", report["anchors"]["changepoint_nab_standard"]))
+    click.echo(json.dumps(report))
+
+
+NOISE_COLUMNS = (
+    ("onsets_per_device_day", "onsets/dev-day"),
+    ("first_day", "day 1"),
+    ("later", "after day 1"),
+    ("times_budget", "× budget"),
+    ("time_in_alarm_pct", "% in alarm"),
+    ("onsets", "onsets"),
+)
+
+
+@click.command("noise")
+@click.option("--devices", default=40, show_default=True, help="New devices per kind of noise.")
+@click.option("--days", default=3.0, show_default=True, help="Days each device reports.")
+@click.option("--interval", default=10.0, show_default=True, help="Seconds between readings.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
+def noise_eval(devices: int, days: float, interval: float, seed: int, as_json: bool) -> None:
+    """Alarm onsets of new devices on fault-free generated noise, against the alarm budget."""
+    from gridmon.evaluation.noise import NoiseSetup, evaluate_noise
+
+    try:
+        report = evaluate_noise(NoiseSetup(devices=devices, days=days, interval_s=interval, seed=seed))
+    except ValueError as exc:
+        _fail(exc)
+        return
+    if not as_json:
+        setup = report["setup"]
+        click.echo(
+            f"{setup['devices']} new devices per kind, {setup['days']} days at {setup['interval_s']} s, no faults: "
+            "every onset is a false page"
+        )
+        click.echo(table(report["rows"], NOISE_COLUMNS))
+        click.echo(f"budget: {report['budget_per_device_day']} onsets per device-day (DetectorParams.alarms_per_day)")
     click.echo(json.dumps(report))

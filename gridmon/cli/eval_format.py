@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+PHASES_HELP = (
+    "Rerun with every threshold's refits shifted N ways and print the mean/min/max of each figure "
+    "(how much of it is the refits' timing; docs/evaluation.md)."
+)
+
 
 def fmt(value: Any, digits: int = 3) -> str:
     """A cell: '-' for None, fixed decimals for floats (none for large ones)."""

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from gridmon.cli import FullHelpGroup
-from gridmon.cli.eval_format import table
+from gridmon.cli.eval_format import PHASES_HELP, table
 from gridmon.config import get_settings
 
 CATALOGUE_COLUMNS = (
@@ -53,6 +53,7 @@ def _expand(patterns: tuple[str, ...]) -> list[Path]:
 def _csv(options: dict[str, Any], as_json: bool) -> None:
     from gridmon.evaluation.alarm_rate import evaluate_alarm_rate
     from gridmon.evaluation.csv_files import CsvSetup, evaluate_csv, parse_mapping
+    from gridmon.evaluation.phases import run_phases, summary_rows
 
     if not options["mapping"]:
         raise click.UsageError("--csv needs --map")
@@ -70,19 +71,21 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
             out=options["out"],
         )
         paths = _expand(options["csv_files"])
-        report = evaluate_alarm_rate(paths, setup) if no_label else evaluate_csv(paths, setup)
+        evaluate = evaluate_alarm_rate if no_label else evaluate_csv
+        report = run_phases(lambda: evaluate(paths, setup), options["phases"])
     except (ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     report["forest"] = not options["no_forest"]
     if not as_json:
+        rows = summary_rows(report)
         if no_label:
-            click.echo(table(report["rows"], RATE_COLUMNS))
+            click.echo(table(rows, RATE_COLUMNS))
             click.echo(f"ISA-18.2 context: at most {report['isa_18_2_onsets_per_device_day']} onsets per device-day")
         else:
-            point = {name: row["pointwise"] for name, row in report["rows"].items()}
+            point = {name: row["pointwise"] for name, row in rows.items()}
             click.echo(table(point, (("f1", "point F1"), ("far", "FAR"), ("mar", "MAR"))))
-            events = {name: row["events"] for name, row in report["rows"].items()}
+            events = {name: row["events"] for name, row in rows.items()}
             click.echo(table(events, tuple(c for c in CATALOGUE_COLUMNS if c[0] != "median_delay_s")))
     click.echo(json.dumps(report))
 
@@ -108,6 +111,7 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
 @click.option("--no-safety", is_flag=True, help="Skip the grid safety limits (for non-grid equipment).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write timestamp,score,flag per row.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
+@click.option("--phases", default=1, show_default=True, type=click.IntRange(1, 32), help=PHASES_HELP)
 @click.pass_context
 def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
     """Score detection: the simulator's fault catalogue, or CSV files (--csv)."""
@@ -121,33 +125,34 @@ def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
         return
 
     from gridmon.evaluation.catalogue import CatalogueSetup, evaluate_catalogue
+    from gridmon.evaluation.phases import run_phases, summary_rows
 
-    report = evaluate_catalogue(
-        CatalogueSetup(
-            devices=options["devices"],
-            fault_free_devices=options["fault_free"],
-            duration_s=options["hours"] * 3600.0,
-            history_days=options["history_days"],
-            interval_s=options["interval"],
-            seed=options["seed"],
-            faults_per_device_day=options["faults_per_day"],
-            tolerance_s=options["tolerance"],
-            episode_gap_s=get_settings().episode_gap_s,
-            per_kind=not options["no_per_kind"],
-        )
+    setup = CatalogueSetup(
+        devices=options["devices"],
+        fault_free_devices=options["fault_free"],
+        duration_s=options["hours"] * 3600.0,
+        history_days=options["history_days"],
+        interval_s=options["interval"],
+        seed=options["seed"],
+        faults_per_device_day=options["faults_per_day"],
+        tolerance_s=options["tolerance"],
+        episode_gap_s=get_settings().episode_gap_s,
+        per_kind=not options["no_per_kind"],
     )
+    report = run_phases(lambda: evaluate_catalogue(setup), options["phases"])
     report["forest"] = not options["no_forest"]
     if not as_json:
-        click.echo(table({**report["rows"], **report["by_kind"]}, CATALOGUE_COLUMNS))
+        click.echo(table({**summary_rows(report), **report["by_kind"]}, CATALOGUE_COLUMNS))
     click.echo(json.dumps(report))
 
 
 def register(group: click.Group) -> None:
-    """Mount `eval` with its sub-commands (nab, skab, maintenance) on the gridmon group."""
-    from gridmon.cli.eval_bench import nab_eval, skab_eval
+    """Mount `eval` with its sub-commands (nab, skab, noise, maintenance) on the gridmon group."""
+    from gridmon.cli.eval_bench import nab_eval, noise_eval, skab_eval
     from gridmon.cli.eval_maintenance import maintenance_eval
 
-    for name, command in (("maintenance", maintenance_eval), ("nab", nab_eval), ("skab", skab_eval)):
+    commands = (("maintenance", maintenance_eval), ("nab", nab_eval), ("noise", noise_eval), ("skab", skab_eval))
+    for name, command in commands:
         if name not in eval_group.commands:
             eval_group.add_command(command, name=name)
     group.add_command(eval_group)

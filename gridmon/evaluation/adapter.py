@@ -29,9 +29,11 @@ its alarm state; the score is its ratio to the threshold. With `forest` (the def
 production) an IsolationForest is first trained on the training rows' replayed context
 features (`normal_feature_rows`, when there are enough, and for devices with at least two
 metrics: it is there for relations between metrics) and scored inside the loop;
-`use_forest(False)` measures the detector without it. Safety limits add their findings (score
-1 + relative excess). Trained forests are kept in a small cache keyed by the training rows'
-content, so a fleet whose histories repeat trains each forest once.
+`use_forest(False)` measures the detector without it; `use_refit_phase(n)` shifts the periodic
+refits of every threshold by n readings (`DetectorParams.refit_phase`, for `--phases`). Safety
+limits add their findings (score 1 + relative excess). Trained forests are kept in a small
+cache keyed by the training rows' content, so a fleet whose histories repeat trains each forest
+once.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -48,6 +50,8 @@ from gridmon.detection.limits import SafetyLimits
 from gridmon.detection.safety import check_safety
 from gridmon.detection.stream.device import metric_columns, score_batch
 from gridmon.detection.stream.forest import MIN_METRICS, FlatForest, InsufficientData, train_flat_forest
+from gridmon.detection.stream.kernel import RECOMPUTE_EVERY
+from gridmon.detection.stream.run import DEFAULT_PARAMS
 from gridmon.detection.stream.state import DeviceState
 from gridmon.detection.stream.training import normal_feature_rows
 
@@ -57,11 +61,19 @@ SERIES_DEVICE = "series"
 _CACHE_SIZE = 32
 _forests: OrderedDict[str, FlatForest | None] = OrderedDict()
 _settings = {"forest": True}
+_params = {"detector": DEFAULT_PARAMS}
 
 
 def use_forest(enabled: bool) -> None:
     """Score with (default) or without the IsolationForest, to measure its contribution."""
     _settings["forest"] = bool(enabled)
+
+
+def use_refit_phase(phase: int) -> None:
+    """Shift every threshold's periodic refits by `phase` readings (0 restores the default)."""
+    if not 0 <= phase < RECOMPUTE_EVERY:
+        raise ValueError(f"refit phase must be 0 to {int(RECOMPUTE_EVERY) - 1} readings, got {phase}")
+    _params["detector"] = replace(DEFAULT_PARAMS, refit_phase=float(phase))
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,13 @@ def detect_series(
     metrics = metric_columns(data)
     wanted = _settings["forest"] and n_train > 0 and len(metrics) >= MIN_METRICS
     forest = _forest(data.iloc[:n_train][["ts", *metrics]]) if wanted else None
-    _, result = score_batch(DeviceState.new(metrics), data[["device_id", "ts", *metrics]], forest=forest, start=n_train)
+    _, result = score_batch(
+        DeviceState.new(metrics),
+        data[["device_id", "ts", *metrics]],
+        params=_params["detector"],
+        forest=forest,
+        start=n_train,
+    )
     flags[n_train:] = result.output.flag[n_train:]
     score[n_train:] = result.output.ratio[n_train:]
     if safety:

@@ -41,11 +41,12 @@ from gridmon.detection.stream.calib import hbin, threshold
 P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
 P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 7, 8, 9, 10, 11, 12, 13
 P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19, 20
-P_RATE_HALF, P_RATE_PRIOR = 21, 22
+P_RATE_HALF, P_RATE_PRIOR, P_REFIT_PHASE = 21, 22, 23
 
 DAY = 86400.0
 SLOT_S = DAY / S.SEASON_SLOTS
 RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 normal readings
+# (the first fit when the score has `min_calibration` readings, the next `refit_phase` later)
 # An alarm episode peaking below this ratio is 'low' severity (episodes.RATIO_STEPS[0]).
 NUISANCE_RATIO = 2.0
 FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest completed normal run
@@ -142,7 +143,7 @@ def _forget_family(fam, cal, hist, j, f):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay):  # type: ignore[no-untyped-def]
+def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay, phase):  # type: ignore[no-untyped-def]
     h[hbin(x2)] += np.float32(w)
     c[S.C_RAW] = max(c[S.C_RAW] * max_decay, raw2)  # the same, in the metric's own units
     c[S.C_TOTAL] += w
@@ -150,7 +151,7 @@ def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay)
     c[S.C_MAX] = max(c[S.C_MAX] * max_decay, x2)  # the largest normal value, forgotten like the histogram
     c[S.C_SINCE] += 1.0
     if c[S.C_COUNT] >= count_min and (c[S.C_SINCE] >= RECOMPUTE_EVERY or c[S.C_THR] == 0.0):
-        c[S.C_SINCE] = 0.0
+        c[S.C_SINCE] = -phase if c[S.C_THR] == 0.0 else 0.0
         qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
         c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax, c[S.C_MAX])
         c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax, c[S.C_MAX])
@@ -243,6 +244,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
     q = P[P_TAIL_Q]
     gmax = P[P_GAMMA_MAX]
     band_p = P[P_BAND_P]
+    phase = P[P_REFIT_PHASE]
     accept = P[P_ACCEPT]
     has_forest = f_norm > 0.0
     ntests = k * S.N_SCORES + (1 if k >= 2 else 0) + (1 if has_forest else 0)
@@ -559,7 +561,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
                         # a run of equal values is a record once it has ended (not while it grows)
                         raw2 = ended[j] ** 2 if i == S.S_FLAT else x2 * sd * sd
                         _learn_score(
-                            hist[j, f, i], cal[j, f, i], x2, raw2, w, min_cal, q, p_on, band_p, gmax, max_decay
+                            hist[j, f, i], cal[j, f, i], x2, raw2, w, min_cal, q, p_on, band_p, gmax, max_decay, phase
                         )
             if has_w[j]:
                 met[j, S.M_NAW] += 1.0
@@ -587,6 +589,6 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 else:
                     met[j, S.M_L1] += af * rc
         if dcount >= 2 and (not d_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
-            _learn_score(dhist, dcal, dscore, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay)
+            _learn_score(dhist, dcal, dscore, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)
         if has_forest and dcount > 0 and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
-            _learn_score(fhist, fcal, fscore2, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay)
+            _learn_score(fhist, fcal, fscore2, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)

@@ -74,6 +74,12 @@ class DetectorParams:
     this off."""
     rate_prior_s: float = 30 * DAY_S
     """Time at the budget's rate assumed before any reading: a few early alarms move nothing."""
+    refit_phase: float = 0.0
+    """Readings by which the periodic refits of every threshold (each 32 readings, the first when
+    a score has `min_calibration` readings) are shifted, 0 to 31. Whether a developing fault beats
+    a threshold fitted just before it or one refitted with its first readings depends on this
+    timing; `gridmon eval … --phases N` reruns with N shifts to show how much of a figure owes to
+    it. A deployment keeps 0."""
 
     def as_array(self) -> np.ndarray:
         """The values in declaration order, as the compiled kernel reads them."""
