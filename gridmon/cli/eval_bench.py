@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gridmon.cli.eval_format import PHASES_HELP, anchors_line, table
+from gridmon.cli.eval_format import anchors_line, phases_option, table
 
 NAB_COLUMNS = (
     ("standard", "standard"),
@@ -55,7 +55,7 @@ def _fail(exc: Exception) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
-@click.option("--phases", default=1, show_default=True, type=click.IntRange(1, 32), help=PHASES_HELP)
+@phases_option
 def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool, phases: int) -> None:
     """NAB's scoring (onsets, three profiles, normalized) over a corpus in NAB's layout."""
     from gridmon.evaluation.adapter import use_forest
@@ -92,7 +92,7 @@ def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool, 
 @click.option("--train-rows", default=400, show_default=True, help="Leading rows per file used for training.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
-@click.option("--phases", default=1, show_default=True, type=click.IntRange(1, 32), help=PHASES_HELP)
+@phases_option
 def skab_eval(data_dir: Path, train_rows: int, as_json: bool, no_forest: bool, phases: int) -> None:
     """SKAB's protocol: point-wise F1/FAR/MAR and the changepoint NAB score, from the same flags."""
     from gridmon.evaluation.adapter import use_forest

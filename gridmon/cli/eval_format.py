@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-PHASES_HELP = (
-    "Rerun with every threshold's refits shifted N ways and print the mean/min/max of each figure "
-    "(how much of it is the refits' timing; docs/evaluation.md)."
+import click
+
+# One refit period of the detector (kernel.RECOMPUTE_EVERY, not imported here: the kernel loads numba).
+phases_option = click.option(
+    "--phases",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Rerun with every threshold's refits shifted N ways and print the mean/min/max of each figure "
+    "(how much of it is the refits' timing; docs/evaluation.md).",
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from gridmon.cli import FullHelpGroup
-from gridmon.cli.eval_format import PHASES_HELP, table
+from gridmon.cli.eval_format import phases_option, table
 from gridmon.config import get_settings
 
 CATALOGUE_COLUMNS = (
@@ -111,7 +111,7 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
 @click.option("--no-safety", is_flag=True, help="Skip the grid safety limits (for non-grid equipment).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write timestamp,score,flag per row.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
-@click.option("--phases", default=1, show_default=True, type=click.IntRange(1, 32), help=PHASES_HELP)
+@phases_option
 @click.pass_context
 def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
     """Score detection: the simulator's fault catalogue, or CSV files (--csv)."""

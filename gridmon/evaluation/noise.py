@@ -85,9 +85,10 @@ def _row(verdicts: list[Verdict], setup: NoiseSetup) -> dict[str, Any]:
     days = n * setup.interval_s / DAY_S
     first = later = flagged = 0
     for verdict in verdicts:
-        starts = onsets(verdict.flags, 0)
-        first += sum(1 for i in starts if i < day_end)
-        later += sum(1 for i in starts if i >= day_end)
+        starts = np.asarray(onsets(verdict.flags, 0))
+        early = int(np.count_nonzero(starts < day_end))
+        first += early
+        later += starts.size - early
         flagged += int(verdict.flags.sum())
     devices = len(verdicts)
     first_days = devices * day_end * setup.interval_s / DAY_S
