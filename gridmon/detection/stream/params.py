@@ -36,9 +36,10 @@ class DetectorParams:
     alarms_per_day: float = 0.05
     """Alarm budget per device and day of normal operation: sets every threshold's tail probability."""
     band_p: float = 0.0027
-    """Tail probability of the expected band (where an alarm clears): the share of a normal
-    Gaussian residual beyond three standard deviations, Shewhart's control limits, so the band
-    is the classic ±3σ one whatever the metric's own distribution."""
+    """Tail probability of the expected band (where an alarm clears): 0.27 %, the share of a
+    Gaussian residual beyond three standard deviations (Shewhart's control limits). The band is
+    the value the metric's own fitted residual tail exceeds that rarely: ±3σ for a Gaussian
+    metric, wider for a heavy-tailed one."""
     calibration_halflife_s: float = 60 * DAY_S
     """Half-life of the score histograms that thresholds are calibrated on."""
     tail_q: float = 0.1
