@@ -13,7 +13,9 @@
    spread EWM(min(|z|, 10)), flat run (identical consecutive values) and long shift. Across
    metrics the device shift energy D = mean EWM(z)²·span; optionally a forest score.
 3. Each score is compared with its own calibrated threshold (`calib.py`) and with its recent
-   peak; exceeding both opens an alarm. An alarm clears after `off_readings` consecutive
+   peak; exceeding both opens an alarm, if the deviation in the metric's units is also beyond
+   the largest normal one and the second largest peak of earlier short alarms (an event that
+   keeps repeating pages twice, `repeat_readings`). An alarm clears after `off_readings` consecutive
    readings inside the expected band (short smoothed |z| and flat run below their band values)
    in which no score exceeds both (a condition still growing keeps its alarm: no chatter).
 4. Learning. A metric's levels, scale and score histograms learn from its readings outside its
@@ -41,7 +43,7 @@ from gridmon.detection.stream.calib import hbin, threshold
 P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
 P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 7, 8, 9, 10, 11, 12, 13
 P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19, 20
-P_RATE_HALF, P_RATE_PRIOR, P_REFIT_PHASE = 21, 22, 23
+P_RATE_HALF, P_RATE_PRIOR, P_REFIT_PHASE, P_REPEAT_N = 21, 22, 23, 24
 
 DAY = 86400.0
 SLOT_S = DAY / S.SEASON_SLOTS
@@ -50,6 +52,10 @@ RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 
 # An alarm episode peaking below this ratio is 'low' severity (episodes.RATIO_STEPS[0]).
 NUISANCE_RATIO = 2.0
 FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest completed normal run
+# squared: a repeat of a short event is 'no larger' within the resolution of the score histograms
+# (a bin is a factor 2^(3/16), about 14 %, in the metric's units); the scale a deviation is measured
+# against moves by a few per cent between occurrences
+REPEAT_TOLERANCE2 = 2.0 ** (2.0 * 3.0 / 16.0)
 # Readings before the Huber clip of levels and scales applies (the running mean of the first ones
 # sets them unclipped).
 WARMUP = 20.0
@@ -105,6 +111,8 @@ def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-u
     dhist *= np.float32(inv)
     fhist *= np.float32(inv)
     cal[:, :, :, S.C_TOTAL] *= inv
+    cal[:, :, :, S.C_REP1] *= inv
+    cal[:, :, :, S.C_REP2] *= inv
     dcal[S.C_TOTAL] *= inv
     fcal[S.C_TOTAL] *= inv
     dev[S.D_WEIGHT] = 1.0
@@ -120,6 +128,7 @@ def _forget_variation(met, fam, cal, hist, j):  # type: ignore[no-untyped-def]
     met[j, S.M_NAB] = 0.0
     met[j, S.M_ALARM] = 0.0  # a constant that ended (a stuck start) is over
     met[j, S.M_BELOW] = 0.0
+    met[j, S.M_EP_CLEAR] = 0.0
     for f in range(S.FAMILIES):
         _forget_family(fam, cal, hist, j, f)
 
@@ -155,6 +164,24 @@ def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay,
         qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
         c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax, c[S.C_MAX])
         c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax, c[S.C_MAX])
+
+
+@nb.njit(cache=True, inline="always")
+def _record_repeat(cal, j, w):  # type: ignore[no-untyped-def]
+    """Metric j's short alarm episode is over: its peaks (metric's units, per model and score)
+    join the two largest of earlier short episodes. A new event must beat the second of them to
+    alarm: the first two occurrences of a repeating event page, later ones do not. They are
+    stored times the decay weight `w` of now (divided by the weight of the time they are read,
+    they have decayed like the histograms, at no cost per reading)."""
+    for f in range(S.FAMILIES):
+        for i in range(S.N_SCORES):
+            c = cal[j, f, i]
+            peak = c[S.C_EPK] * w
+            if peak > c[S.C_REP1]:
+                c[S.C_REP2] = c[S.C_REP1]
+                c[S.C_REP1] = peak
+            elif peak > c[S.C_REP2]:
+                c[S.C_REP2] = peak
 
 
 @nb.njit(cache=True, inline="always")
@@ -286,6 +313,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             if dev[S.D_WEIGHT] > 1e20:
                 _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal)
         w = dev[S.D_WEIGHT]
+        inv_w = 1.0 / w
         rec_half = max(P[P_REC_S], P[P_REC_N] * dt)
         rec_dec2 = 2.0 ** (-2.0 * gap / rec_half)
         day = math.floor(now / DAY)
@@ -418,8 +446,12 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     ratio = max(ratio, math.sqrt(x2 / c[S.C_THR]))
                     # Record guard in the metric's own units: a deviation no larger than one seen
                     # in normal operation does not alarm, however much the scale has shrunk since
-                    # (sparse, spiky series); a flat run must outlast every normal one FLAT_FACTOR times.
-                    beyond = x2 > FLAT_FACTOR2 * c[S.C_RAW] if i == S.S_FLAT else x2 * scl * scl > c[S.C_RAW]
+                    # (sparse, spiky series), nor one no larger than two earlier short alarms
+                    # (a repeating event); a flat run must outlast every normal one FLAT_FACTOR times.
+                    if i == S.S_FLAT:
+                        beyond = x2 > FLAT_FACTOR2 * c[S.C_RAW]
+                    else:
+                        beyond = x2 * scl * scl > max(c[S.C_RAW], REPEAT_TOLERANCE2 * c[S.C_REP2] * inv_w)
                     # The recent-peak guard keeps the tail of one event from re-opening an alarm;
                     # a flat run starts from 1 with every new stuck stretch, so it needs none.
                     if t >= start and x2 > c[S.C_THR] and beyond and (i == S.S_FLAT or x2 > c[S.C_REC]):
@@ -430,6 +462,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             out_expected[t, j] = met[j, S.M_L0] if s == 0 else met[j, S.M_L1] + seas[j]
             bp = cal[j, s, S.S_POINT, S.C_BAND]
             out_halfband[t, j] = math.sqrt(bp) * scale if bp > 0.0 else np.nan
+            seen = met[j, S.M_SEEN]
             if met[j, S.M_ALARM] > 0.0:
                 flat_ok = sc[j, s, S.S_FLAT] ** 2 <= cal[j, s, S.S_FLAT, S.C_BAND]
                 inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
@@ -439,10 +472,27 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 met[j, S.M_BELOW] = met[j, S.M_BELOW] + 1.0 if inband and not hit else 0.0
                 if met[j, S.M_BELOW] >= off_n:
                     met[j, S.M_ALARM] = 0.0
+                    met[j, S.M_EP_CLEAR] = seen
             elif hit:
                 met[j, S.M_ALARM] = 1.0
                 met[j, S.M_BELOW] = 0.0
                 met[j, S.M_OPEN] = now
+                if not (met[j, S.M_EP_CLEAR] > 0.0 and seen - met[j, S.M_EP_CLEAR] <= span):
+                    # a new episode (alarms fewer than `span` readings apart are one: chatter)
+                    met[j, S.M_EP_START] = seen
+                    cal[j, :, :, S.C_EPK] = 0.0
+                met[j, S.M_EP_CLEAR] = 0.0
+            if met[j, S.M_ALARM] > 0.0:
+                for f in range(2):
+                    if f == 0 or has_s[j]:
+                        sf = max(fam[j, f, S.F_SCALE], floor) ** 2
+                        for i in range(S.N_SCORES):
+                            cal[j, f, i, S.C_EPK] = max(cal[j, f, i, S.C_EPK], sc[j, f, i] ** 2 * sf)
+            elif met[j, S.M_EP_CLEAR] > 0.0 and seen - met[j, S.M_EP_CLEAR] > span:
+                # the episode is over; short ones (first onset to last clear) are repeat candidates
+                if met[j, S.M_EP_CLEAR] - met[j, S.M_EP_START] <= P[P_REPEAT_N]:
+                    _record_repeat(cal, j, w)
+                met[j, S.M_EP_CLEAR] = 0.0
             out_mflag[t, j] = met[j, S.M_ALARM] > 0.0
             for f in range(2):
                 if f == 1 and not has_s[j]:

@@ -84,6 +84,13 @@ class DetectorParams:
     timing; `gridmon eval … --phases N` reruns with N shifts to show how much of a figure owes to
     it. A deployment keeps 0."""
 
+    repeat_readings: float = 16.0
+    """A metric's alarm episode (alarms fewer than `span` readings apart are one) that cleared
+    within this many readings of its first onset was a short event. A new event no larger, in the
+    metric's units, than two earlier short events does not alarm (ISA-18.2's repeating alarms: a
+    burst that recurs is part of the device's life, and its first two occurrences paged); 0 turns
+    this off. Stuck runs always alarm."""
+
     def as_array(self) -> np.ndarray:
         """The values in declaration order, as the compiled kernel reads them."""
         return np.array([float(getattr(self, f.name)) for f in fields(self)], dtype=np.float64)

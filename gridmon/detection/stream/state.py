@@ -24,7 +24,7 @@ import numpy as np
 
 from gridmon.detection.stream.calib import NB
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
@@ -46,8 +46,12 @@ M_AAB0, M_AAB1, M_NAB, M_SLOT_SUM, M_SLOT_CNT, M_SEL, M_SEEN = 9, 10, 11, 12, 13
 # track records of the daily and the weekly profile (mean clipped absolute residual, readings
 # counted) and whether the weekly one is in use
 M_AABD, M_AABW, M_NAW, M_WEEK = 16, 17, 18, 19
-N_MET = 20
+# repeating short events: the reading number (M_SEEN) at which the metric's alarm episode began,
+# and at which it last cleared while the episode may still go on (0: none pending)
+M_EP_START, M_EP_CLEAR = 20, 21
+N_MET = 22
 N_MET_V4 = 16  # states written before the weekly profile (versions 3 and 4): read with these slots zero
+N_MET_V5 = 20  # states written before repeating events were recognised (version 5)
 
 # fam[j, f]
 F_SCALE, F_COUNT, F_EWZ, F_EA, F_EWL, F_EWC = 0, 1, 2, 3, 4, 5
@@ -60,7 +64,12 @@ SCORE_NAMES = ("point", "shift", "spread", "flat", "long_shift")
 
 # cal[..., c]
 C_TOTAL, C_COUNT, C_THR, C_BAND, C_SINCE, C_REC, C_MAX, C_RAW = 0, 1, 2, 3, 4, 5, 6, 7
-N_CAL = 8
+# repeating short events, in the metric's units: the open alarm episode's peak, and the largest
+# and second largest peaks of earlier short episodes (times the decay weight D_WEIGHT of when
+# they were stored: divided by today's weight they have decayed like the histograms)
+C_EPK, C_REP1, C_REP2 = 8, 9, 10
+N_CAL = 11
+N_CAL_V5 = 8  # states of versions 3 to 5: read with these slots zero
 
 FAMILIES = 2
 SEASON_SLOTS = 96  # 15-minute time-of-day slots
@@ -185,13 +194,13 @@ class DeviceState:
     @classmethod
     def from_bytes(cls, blob: bytes) -> DeviceState | None:
         """The state in `blob`, or None when it was written by an unknown state version.
-        States of versions 3 and 4 are read with what later versions added at its start
+        States of versions 3 to 5 are read with what later versions added at its start
         (zero slots, an empty weekly ring)."""
         raw = bytearray(zlib.decompress(blob))
         if raw[:4] != _MAGIC:
             return None
         version, size = struct.unpack_from("<HI", raw, 4)
-        if version not in (3, 4, STATE_VERSION):
+        if version not in (3, 4, 5, STATE_VERSION):
             return None
         at = 10 + size
         metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
@@ -210,8 +219,8 @@ class DeviceState:
             if name == "dev":
                 into[: old.size] = old
                 into[D_VERSION] = STATE_VERSION
-            elif name == "met":
-                into[:, : old.shape[1]] = old
+            elif name in ("met", "cal", "dcal", "fcal"):
+                into[..., : old.shape[-1]] = old
             else:
                 into[...] = old
         return state
@@ -223,15 +232,16 @@ _MAGIC = b"GMS1"
 def _layout(k: int, version: int = STATE_VERSION) -> list[tuple[str, type, tuple[int, ...]]]:
     """(field, dtype, shape) of each array of a k-metric state of `version`, in serialisation order."""
     f32, f64 = np.float32, np.float64
+    ncal = N_CAL_V5 if version < 6 else N_CAL
     items: list[tuple[str, type, tuple[int, ...]]] = [
         ("dev", f64, (N_DEV_V3 if version == 3 else N_DEV,)),
-        ("met", f64, (k, N_MET_V4 if version < 5 else N_MET)),
+        ("met", f64, (k, N_MET_V4 if version < 5 else N_MET_V5 if version == 5 else N_MET)),
         ("fam", f64, (k, FAMILIES, N_FAM)),
         ("hist", f32, (k, FAMILIES, N_SCORES, NB)),
-        ("cal", f64, (k, FAMILIES, N_SCORES, N_CAL)),
+        ("cal", f64, (k, FAMILIES, N_SCORES, ncal)),
         ("ring", f32, (k, RING_DAYS, SEASON_SLOTS)),
     ]
     if version >= 5:
         items.append(("wring", f32, (k, WEEK_RING_DAYS, HOURS)))
-    items += [("dhist", f32, (NB,)), ("dcal", f64, (N_CAL,)), ("fhist", f32, (NB,)), ("fcal", f64, (N_CAL,))]
+    items += [("dhist", f32, (NB,)), ("dcal", f64, (ncal,)), ("fhist", f32, (NB,)), ("fcal", f64, (ncal,))]
     return items
