@@ -354,12 +354,17 @@ def _older_blob(state: DeviceState, version: int, dev: np.ndarray) -> bytes:
     return zlib.compress(head + b"".join(a.tobytes() for a in body))
 
 
-def test_a_state_written_before_repeating_events_is_read() -> None:
-    n = 3000
-    ts = T0 + np.arange(n) * 5.0
-    x = 1.0 + 0.1 * _noise(n, 2, 7)
+def _scored_state() -> tuple[np.ndarray, np.ndarray, DeviceState]:
+    """Two metrics, 3,000 readings at 5 s, and the state they leave."""
+    ts = T0 + np.arange(3000) * 5.0
+    x = 1.0 + 0.1 * _noise(3000, 2, 7)
     state = DeviceState.new(["a", "b"])
     run_device(state, ts, x)
+    return ts, x, state
+
+
+def test_a_state_written_before_repeating_events_is_read() -> None:
+    ts, x, state = _scored_state()
     restored = DeviceState.from_bytes(_older_blob(state, 5, state.dev))
     assert restored is not None
     np.testing.assert_array_equal(restored.met[:, : S.N_MET_V5], state.met[:, : S.N_MET_V5])
@@ -371,11 +376,7 @@ def test_a_state_written_before_repeating_events_is_read() -> None:
 
 
 def test_a_state_written_before_the_weekly_profile_is_read() -> None:
-    n = 3000
-    ts = T0 + np.arange(n) * 5.0
-    x = 1.0 + 0.1 * _noise(n, 2, 7)
-    state = DeviceState.new(["a", "b"])
-    run_device(state, ts, x)
+    ts, x, state = _scored_state()
     # the version-4 layout: `met` without the weekly columns, no weekly ring
     old_met = np.ascontiguousarray(state.met[:, : S.N_MET_V4])
     restored = DeviceState.from_bytes(_older_blob(state, 4, state.dev))
@@ -389,11 +390,7 @@ def test_a_state_written_before_the_weekly_profile_is_read() -> None:
 
 
 def test_a_state_written_before_the_nuisance_rate_is_read() -> None:
-    n = 3000
-    ts = T0 + np.arange(n) * 5.0
-    x = 1.0 + 0.1 * _noise(n, 2, 7)
-    state = DeviceState.new(["a", "b"])
-    run_device(state, ts, x)
+    state = _scored_state()[2]
     # the version-3 layout: the first N_DEV_V3 device slots, `met` without the weekly columns,
     # no weekly ring
     restored = DeviceState.from_bytes(_older_blob(state, 3, state.dev[: S.N_DEV_V3]))
