@@ -164,7 +164,8 @@ def test_first_start_shows_history_a_model_an_outlook_and_only_true_alerts(tmp_p
                 else:
                     false.append((device, metric, opened, last))
             assert false == [], f"alerts without a fault: {false}"
-            # at most one a device: above every first-day rate measured there but the Student-t (0.225-0.5 a day)
+            # no more than there are devices: one a device-day is above every first-day rate measured
+            # there but the Student-t (0.225-0.5 a day)
             assert len(first_day) <= len(first_seen), f"first-day low alerts without a fault: {first_day}"
 
             # README's pictures, from this run.
