@@ -24,6 +24,7 @@ import pytest
 
 from gridmon.config import REPO_ROOT, Settings
 from gridmon.simulator.demo import demo_degradation, fleet_profiles
+from gridmon.simulator.device import DAY_S
 from gridmon.simulator.identity import fleet_file, load_identity
 from gridmon.simulator.truth import read_truth
 from tests.up_support import UpRun, private_services, simulator_published, start_up, wait_until_api
@@ -31,7 +32,6 @@ from tests.up_support import UpRun, private_services, simulator_published, start
 pytestmark = pytest.mark.slow
 
 PIPELINE_GAP_S = Settings().pipeline_gap_s
-DAY_S = 86400.0
 NO_DATA = "SELECT count(*) FROM alerts WHERE metric = 'no_data'"
 
 
