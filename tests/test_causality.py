@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.adapter import detect_series
 
 T0 = 1_767_225_600.0
-DAY_S = 86400.0
 LEAD = 500
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from gridmon.cli.simulate import register
 from gridmon.config import get_settings
 from gridmon.domain.maintenance import DeviceProfile
+from gridmon.domain.units import DAY_S
 from gridmon.maintenance.predict import predict_from_readings
 from gridmon.simulator.demo import (
     DEGRADATION_AFTER_S,
@@ -23,7 +24,6 @@ from gridmon.simulator.demo import (
     demo_history,
     fleet_profiles,
 )
-from gridmon.simulator.device import DAY_S
 from gridmon.simulator.fleet import Fleet
 from gridmon.simulator.identity import FleetIdentity, ensure_identity, fleet_file, load_identity
 

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.maintenance_baseline import baseline_predict
 from gridmon.maintenance.aging import NORMAL_LIFE_H, aging_factor, summarise_aging
 from gridmon.maintenance.buckets import bucketize
 from gridmon.maintenance.model import DeviceProfile, Episode, MaintenanceConfig
 from gridmon.maintenance.predict import predict_from_readings
-from gridmon.maintenance.trend import DAY_S, fit_trend, time_to_limit
+from gridmon.maintenance.trend import fit_trend, time_to_limit
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

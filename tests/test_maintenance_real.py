@@ -14,7 +14,6 @@ from gridmon.cli.eval_maintenance import maintenance_eval
 from gridmon.evaluation.maintenance_real import replay
 
 T0 = 1_767_225_600.0  # a midnight, UTC
-DAY_S = 86400.0
 
 
 def _hourly(days: int, slope_c_per_day: float = 0.0) -> pd.DataFrame:

@@ -16,10 +16,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gridmon.domain.alerts import MAINTENANCE
+from gridmon.domain.units import DAY_S
 from gridmon.jobs.predict import run_predictions
 from gridmon.maintenance.buckets import BUCKET_COLUMNS, bucketize
 from gridmon.maintenance.model import DeviceProfile, MaintenanceConfig
-from gridmon.maintenance.trend import DAY_S
 from gridmon.storage import alerts as alert_store
 from gridmon.storage import maintenance_reads, predictions
 

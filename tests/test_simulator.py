@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gridmon.domain.units import DAY_S
 from gridmon.simulator.catalogue import FAULT_KINDS, SAFE_LIMITS, Fault
 from gridmon.simulator.dataset import Dataset, degradation_scenario, generate_dataset, healthy_scenario
-from gridmon.simulator.device import DAY_S, NOISE_VOLTAGE
+from gridmon.simulator.device import NOISE_VOLTAGE
 
 
 @pytest.fixture(scope="module")

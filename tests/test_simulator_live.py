@@ -26,8 +26,8 @@ from click.testing import CliRunner
 from gridmon.cli.simulate import register
 from gridmon.config import get_settings
 from gridmon.domain.readings import Reading, parse_reading
+from gridmon.domain.units import DAY_S
 from gridmon.simulator.catalogue import FAULT_KINDS, Fault
-from gridmon.simulator.device import DAY_S
 from gridmon.simulator.fleet import Fleet
 from gridmon.simulator.load import make_load_payloads, publish_readings
 from gridmon.simulator.payload import IsoStamper, encode_reading, iso_utc_us

@@ -18,8 +18,8 @@ from gridmon.detection.stream.kernel import _forest_score
 from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import run_device
 from gridmon.detection.stream.state import DeviceState
+from gridmon.domain.units import DAY_S
 
-DAY = 86400.0
 T0 = 1_767_225_600.0  # a midnight UTC
 
 
@@ -33,7 +33,7 @@ def _onsets(flag: np.ndarray) -> int:
 
 def test_gaussian_noise_stays_within_the_alarm_budget() -> None:
     # Three metrics every 10 s for 6 days: the budget is 0.05 alarms per device-day.
-    n = int(6 * DAY / 10)
+    n = int(6 * DAY_S / 10)
     ts = T0 + np.arange(n) * 10.0
     x = 230.0 + 2.0 * _noise(n, 3, 1)
     out = run_device(DeviceState.new(["a", "b", "c"]), ts, x)
@@ -89,7 +89,7 @@ def test_single_spike_alarms_and_clears() -> None:
 def test_scoring_row_by_row_equals_one_call() -> None:
     n = 3000
     ts = T0 + np.arange(n) * 60.0
-    x = 10.0 + np.sin(np.arange(n) * 2 * np.pi * 60 / DAY)[:, None] + 0.2 * _noise(n, 2, 6)
+    x = 10.0 + np.sin(np.arange(n) * 2 * np.pi * 60 / DAY_S)[:, None] + 0.2 * _noise(n, 2, 6)
     x[2000:2100, 1] += 3.0
     x[2500:2600, 0] = x[2499, 0]
     whole = run_device(DeviceState.new(["a", "b"]), ts, x).flag
@@ -438,9 +438,9 @@ def test_a_metric_constant_at_first_is_watched_once_it_varies(constant: int, see
 
 def _weekday_shifts(dt: float, weeks: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A load that works weekdays 08:00-17:00 (+20) and rests at weekends, noise 1."""
-    ts = T0 + np.arange(int(weeks * 7 * DAY / dt)) * dt
-    hour = (ts % DAY) / 3600.0
-    weekday = (np.floor(ts / DAY).astype(int) + 3) % 7  # T0 is a Thursday; 0 = Monday
+    ts = T0 + np.arange(int(weeks * 7 * DAY_S / dt)) * dt
+    hour = (ts % DAY_S) / 3600.0
+    weekday = (np.floor(ts / DAY_S).astype(int) + 3) % 7  # T0 is a Thursday; 0 = Monday
     working = (weekday < 5) & (hour >= 8) & (hour < 17)
     return ts, 50.0 + 20.0 * working + _noise(len(ts), 1, seed)[:, 0]
 
@@ -451,15 +451,15 @@ def test_a_weekly_profile_watches_working_hours() -> None:
     edges are learnt as normal deviations of 20 and the fault stays below them; the weekly
     profile (same hour of the same weekday) expects the shift, and the fault stands out."""
     ts, x = _weekday_shifts(300.0, 8, 2)
-    wednesday = T0 + 48 * DAY  # week 7
+    wednesday = T0 + 48 * DAY_S  # week 7
     fault = (ts >= wednesday + 11 * 3600) & (ts < wednesday + 13 * 3600)
     x = x + 5.0 * fault
     state = DeviceState.new(["load"])
-    start = int(3 * 7 * DAY / 300.0)
+    start = int(3 * 7 * DAY_S / 300.0)
     out = run_device(state, ts, x[:, None], start=start)
     assert state.met[0, S.M_WEEK] == 1.0
     assert out.flag[fault].mean() > 0.9
     assert _onsets(out.flag[start:] & ~fault[start:]) <= 1
     # the band follows the week: a Saturday morning is expected at rest, a Wednesday's at work
-    band = expected_band(state, np.array([T0 + 51 * DAY + 10.5 * 3600, T0 + 55 * DAY + 10.5 * 3600]))
+    band = expected_band(state, np.array([T0 + 51 * DAY_S + 10.5 * 3600, T0 + 55 * DAY_S + 10.5 * 3600]))
     assert abs(band[0].expected[0] - 50.0) < 2.0 and abs(band[0].expected[1] - 70.0) < 2.0

@@ -24,13 +24,12 @@ import pytest
 from psycopg import sql
 
 from gridmon.config import REPO_ROOT, get_settings
+from gridmon.domain.units import DAY_S
 from gridmon.jobs.ingest import store_batch
 from gridmon.storage.db import ensure_database
 from gridmon.storage.readings import write_readings
 from tests.alerts_support import normal_rows
 from tests.conftest import readings_is_hypertable
-
-DAY = 86_400.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,7 +91,7 @@ def test_migration_makes_a_hypertable_with_the_configured_compression_policy(db:
 
 def test_compression_job_compresses_only_chunks_older_than_the_setting(db: psycopg.Connection) -> None:
     now = time.time()
-    old = normal_rows("dev-old", now - 10 * DAY, 300, step=60.0)  # 5 h, 10 days ago
+    old = normal_rows("dev-old", now - 10 * DAY_S, 300, step=60.0)  # 5 h, 10 days ago
     recent = normal_rows("dev-new", now - 3600.0, 300, step=10.0)
     for rows in (old, recent):
         assert store_batch(rows).inserted == len(rows)
@@ -122,7 +121,7 @@ def test_compression_job_compresses_only_chunks_older_than_the_setting(db: psyco
 
 def test_a_late_reading_into_a_compressed_chunk_is_ingested_once(db: psycopg.Connection) -> None:
     now = time.time()
-    old = normal_rows("dev-late", now - 10 * DAY, 100, step=60.0)
+    old = normal_rows("dev-late", now - 10 * DAY_S, 100, step=60.0)
     store_batch(old[::2])  # every other minute; the gaps arrive late
     job_id, _ = _job(db, "policy_compression")
     db.execute("CALL run_job(%s)", (job_id,))
@@ -163,8 +162,8 @@ def retention_database(migrated_database: str) -> Iterator[str]:
 
 def test_retention_job_drops_raw_chunks_older_than_the_setting(retention_database: str) -> None:
     now = time.time()
-    ancient = normal_rows("dev-a", now - 45 * DAY, 120, step=60.0)
-    kept = normal_rows("dev-a", now - 20 * DAY, 120, step=60.0)
+    ancient = normal_rows("dev-a", now - 45 * DAY_S, 120, step=60.0)
+    kept = normal_rows("dev-a", now - 20 * DAY_S, 120, step=60.0)
     recent = normal_rows("dev-a", now - 3600.0, 120, step=10.0)
     with psycopg.connect(retention_database, autocommit=True) as conn:
         with conn.transaction():

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from gridmon.config import REPO_ROOT, Settings
+from gridmon.domain.units import DAY_S
 from gridmon.simulator.demo import demo_degradation, fleet_profiles
-from gridmon.simulator.device import DAY_S
 from gridmon.simulator.identity import fleet_file, load_identity
 from gridmon.simulator.truth import read_truth
 from tests.up_support import UpRun, private_services, simulator_published, start_up, wait_until_api

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.adapter import Verdict, everything_verdict, null_verdict
 from gridmon.evaluation.csv_files import CsvFile, CsvSetup, load_csv, verdicts
 from gridmon.evaluation.nab_score import onsets
-from gridmon.evaluation.scoring import DAY_S
 
 ISA_ONSETS_PER_DEVICE_DAY = 0.1
 

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.adapter import detect_series
 from gridmon.evaluation.original import detect_original, train_original
-from gridmon.evaluation.scoring import DAY_S, Alarm, TruthEvent, alarms_from_flags, event_scores
+from gridmon.evaluation.scoring import Alarm, TruthEvent, alarms_from_flags, event_scores
 from gridmon.simulator.catalogue import FAULT_KINDS
 from gridmon.simulator.dataset import Dataset, generate_dataset
 

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.adapter import Verdict, detect_series, everything_verdict, null_verdict
 from gridmon.evaluation.scoring import (
-    DAY_S,
     alarms_from_flags,
     event_scores,
     label_segments,

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.maintenance_baseline import baseline_predict
 from gridmon.maintenance.model import DeviceProfile, MaintenanceConfig
 from gridmon.maintenance.predict import predict_from_readings
-from gridmon.maintenance.trend import DAY_S
 
 FRACTIONS = (0.25, 0.5, 0.75)
 SLOPES_C_PER_DAY = (0.5, 1.0, 2.0, 4.0)

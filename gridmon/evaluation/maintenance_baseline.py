@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gridmon.maintenance.trend import DAY_S
+from gridmon.domain.units import DAY_S
 
 FETCH_LIMIT = 1000
 LOOKBACK_DAYS = 30

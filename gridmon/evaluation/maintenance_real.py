@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridmon.domain.units import DAY_S
 from gridmon.maintenance.model import DeviceProfile
 from gridmon.maintenance.predict import fit_for_readings, predict_from_readings
-from gridmon.maintenance.trend import DAY_S
 
 MIN_HISTORY_DAYS = 1.0
 FUTURE_DAYS = 30.0

@@ -30,9 +30,9 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from gridmon.detection.stream.run import DEFAULT_PARAMS
+from gridmon.domain.units import DAY_S
 from gridmon.evaluation.adapter import Verdict, detect_series, everything_verdict, null_verdict
 from gridmon.evaluation.nab_score import onsets
-from gridmon.evaluation.scoring import DAY_S
 
 START_TS = 1.7e9
 LEVEL = 50.0

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DAY_S = 86400.0
-
 
 @dataclass(frozen=True)
 class TruthEvent:

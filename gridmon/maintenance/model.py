@@ -14,6 +14,7 @@ from typing import Any
 
 from gridmon.domain.maintenance import DeviceProfile, Episode, MaintenancePrediction
 from gridmon.domain.severity import SEVERITIES
+from gridmon.domain.units import DAY_S
 
 __all__ = [
     "RISK_LEVELS",
@@ -31,13 +32,13 @@ RISK_LEVELS = SEVERITIES
 class MaintenanceConfig:
     """Defaults of the maintenance analysis (documented in docs/maintenance.md)."""
 
-    lookback_s: float = 7 * 86400.0
+    lookback_s: float = 7 * DAY_S
     """History the temperature trend is fitted on."""
 
     bucket_s: float = 900.0
     """Readings are summarised in buckets of this width before fitting (SQL and pandas alike)."""
 
-    min_history_s: float = 86400.0
+    min_history_s: float = DAY_S
     """Shortest span that can carry a trend: one daily load cycle, or the cycle and the trend blur."""
 
     min_buckets: int = 24
@@ -67,7 +68,7 @@ class MaintenanceConfig:
     hotspot_rise_c: float = 25.0
     """Hot-spot temperature = sensor temperature + this rise (IEEE C57.91 aging; see docs)."""
 
-    recent_s: float = 86400.0
+    recent_s: float = DAY_S
     """Voltage variance and current statistics compare this recent span with the rest of the window."""
 
     voltage_ratio_flag: float = 4.0
@@ -79,7 +80,7 @@ class MaintenanceConfig:
     overload_hours_flag: float = 1.0
     """Time above rated current in the window that becomes a risk factor."""
 
-    episodes_s: float = 7 * 86400.0
+    episodes_s: float = 7 * DAY_S
     """Anomaly episodes opened this recently count."""
 
     notify_levels: tuple[str, ...] = ("high", "critical")

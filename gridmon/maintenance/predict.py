@@ -17,12 +17,13 @@ from typing import Any
 import pandas as pd
 
 from gridmon.domain.maintenance import CurrentReading
+from gridmon.domain.units import DAY_S
 from gridmon.maintenance.aging import summarise_aging
 from gridmon.maintenance.buckets import bucketize, covered_seconds, window
 from gridmon.maintenance.factors import current_load, summarise_episodes, voltage_stability
 from gridmon.maintenance.model import DeviceProfile, Episode, MaintenanceConfig, MaintenancePrediction
 from gridmon.maintenance.risk import assess
-from gridmon.maintenance.trend import DAY_S, Crossing, TrendFit, fit_trend, time_to_limit
+from gridmon.maintenance.trend import Crossing, TrendFit, fit_trend, time_to_limit
 
 
 def _dt(epoch: float) -> datetime:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gridmon.domain.units import DAY_S
 from gridmon.maintenance.aging import AgingSummary
 from gridmon.maintenance.factors import CurrentLoad, EpisodeSummary, VoltageStability
 from gridmon.maintenance.model import RISK_LEVELS
-from gridmon.maintenance.trend import DAY_S, Crossing, TrendFit
+from gridmon.maintenance.trend import Crossing, TrendFit
 
 # (upper bound of days to the limit, points)
 TIME_TO_LIMIT_POINTS = ((7.0, 75.0), (30.0, 50.0), (90.0, 30.0), (float("inf"), 15.0))

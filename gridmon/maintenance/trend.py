@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-DAY_S = 86400.0
+from gridmon.domain.units import DAY_S
+
 MAX_ONSET_CANDIDATES = 200
 RECENT_S = 3 * 3600.0  # the "where is it now" level of the temperature path
 

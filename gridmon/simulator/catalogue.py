@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from gridmon.simulator.device import DAY_S, DeviceProfile
+from gridmon.domain.units import DAY_S
+from gridmon.simulator.device import DeviceProfile
 
 FAULT_KINDS: tuple[str, ...] = (
     "voltage_spike",

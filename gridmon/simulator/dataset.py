@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from gridmon.domain.units import DAY_S
 from gridmon.simulator.catalogue import (
     DEFAULT_LIMIT_C,
     Fault,
@@ -28,7 +29,6 @@ from gridmon.simulator.catalogue import (
     validate_kinds,
 )
 from gridmon.simulator.device import (
-    DAY_S,
     NOISE_TEMPERATURE,
     VALUE_DECIMALS,
     DeviceProfile,
@@ -140,7 +140,7 @@ def _inject(
 def generate_dataset(
     *,
     devices: int = 10,
-    duration_s: float = 86400.0,
+    duration_s: float = DAY_S,
     interval_s: float = 2.0,
     seed: int = 0,
     faults_per_device_day: float = 2.0,

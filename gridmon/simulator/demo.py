@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridmon.domain.units import DAY_S
 from gridmon.simulator.catalogue import FAULT_KINDS, Fault
 from gridmon.simulator.dataset import _frame, _inject, _kind_sequence, _times
-from gridmon.simulator.device import DAY_S, VALUE_DECIMALS, DeviceProfile, device_name, make_profile, normal_arrays
+from gridmon.simulator.device import VALUE_DECIMALS, DeviceProfile, device_name, make_profile, normal_arrays
 from gridmon.simulator.identity import FleetIdentity
 
 KINDS = ("transformer", "feeder", "feeder", "meter")

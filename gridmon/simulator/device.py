@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridmon.domain.units import DAY_S
+
 NOMINAL_VOLTAGE = 230.0
 NOMINAL_CURRENT = 4.0
 NOMINAL_TEMPERATURE = 35.0
@@ -36,7 +38,6 @@ CYCLE_TEMPERATURE = 3.0
 TEMPERATURE_LAG_S = 2 * 3600.0  # the transformer warms up after the load, not with it
 LOAD_PEAK_S = 18 * 3600.0  # seconds after midnight UTC at which the load peaks
 
-DAY_S = 86400.0
 VALUE_DECIMALS = 3  # what goes on the wire; datasets are rounded the same way
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridmon.config import Settings
+from gridmon.domain.units import DAY_S
 from gridmon.jobs.ingest import cached_limits, store_batch
 from gridmon.simulator.demo import demo_degradation, demo_devices, demo_history, fleet_profiles
-from gridmon.simulator.device import DAY_S
 from gridmon.simulator.identity import ensure_identity, fleet_file
 from gridmon.simulator.truth import TruthWriter
 from gridmon.storage import db

@@ -17,8 +17,7 @@ import numpy as np
 
 from gridmon.detection.stream import state as S
 from gridmon.detection.stream.state import DeviceState
-
-DAY = 86400.0
+from gridmon.domain.units import DAY_S
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ class MetricBand:
 def expected_band(state: DeviceState, ts: np.ndarray) -> list[MetricBand]:
     """The band of every metric with a calibrated band, at the times `ts` (epoch s)."""
     ts = np.asarray(ts, dtype=np.float64)
-    slots = ((ts % DAY) / (DAY / S.SEASON_SLOTS)).astype(np.int64) % S.SEASON_SLOTS
-    weekdays = np.floor(ts / DAY).astype(np.int64) % 7
+    slots = ((ts % DAY_S) / (DAY_S / S.SEASON_SLOTS)).astype(np.int64) % S.SEASON_SLOTS
+    weekdays = np.floor(ts / DAY_S).astype(np.int64) % 7
     hours = slots // (S.SEASON_SLOTS // S.HOURS)
     out = []
     for j, metric in enumerate(state.metrics):

@@ -38,6 +38,7 @@ import numpy as np
 
 from gridmon.detection.stream import state as S
 from gridmon.detection.stream.calib import hbin, threshold
+from gridmon.domain.units import DAY_S
 
 # Parameter positions (DetectorParams declaration order).
 P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
@@ -45,8 +46,7 @@ P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 
 P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19, 20
 P_RATE_HALF, P_RATE_PRIOR, P_REFIT_PHASE, P_REPEAT_N = 21, 22, 23, 24
 
-DAY = 86400.0
-SLOT_S = DAY / S.SEASON_SLOTS
+SLOT_S = DAY_S / S.SEASON_SLOTS
 RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 normal readings
 # (the first fit when the score has `min_calibration` readings, the next `refit_phase` later)
 # An alarm episode peaking below this ratio is 'low' severity (episodes.RATIO_STEPS[0]).
@@ -194,8 +194,8 @@ def _nuisance_factor(dev, gap, P):  # type: ignore[no-untyped-def]
     if gap > 0.0:
         keep = 2.0 ** (-gap / P[P_RATE_HALF])
         dev[S.D_NUISANCE] *= keep
-        dev[S.D_WATCHED] = dev[S.D_WATCHED] * keep + gap / DAY
-    prior = P[P_RATE_PRIOR] / DAY
+        dev[S.D_WATCHED] = dev[S.D_WATCHED] * keep + gap / DAY_S
+    prior = P[P_RATE_PRIOR] / DAY_S
     rate = (dev[S.D_NUISANCE] + P[P_BUDGET] * prior) / (dev[S.D_WATCHED] + prior)
     return max(1.0, rate / P[P_BUDGET])
 
@@ -316,8 +316,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
         inv_w = 1.0 / w
         rec_half = max(P[P_REC_S], P[P_REC_N] * dt)
         rec_dec2 = 2.0 ** (-2.0 * gap / rec_half)
-        day = math.floor(now / DAY)
-        slot = int((now - day * DAY) / SLOT_S) % S.SEASON_SLOTS
+        day = math.floor(now / DAY_S)
+        slot = int((now - day * DAY_S) / SLOT_S) % S.SEASON_SLOTS
         cur_day = dev[S.D_DAY]
         if not late and (day != cur_day or slot != dev[S.D_SLOT]):
             if dev[S.D_SLOT] >= 0.0 and cur_day >= 0.0:
@@ -346,7 +346,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             dev[S.D_DAY] = day
             dev[S.D_SLOT] = slot
         off_n = max(1.0, min(P[P_OFF_N], math.ceil(P[P_OFF_S] / dt)))
-        p_on = P[P_BUDGET] * dt / DAY / ntests
+        p_on = P[P_BUDGET] * dt / DAY_S / ntests
         p_on /= _nuisance_factor(dev, gap, P)
         max_decay = 0.5 ** (dt / P[P_CAL_HALFLIFE])
         # ---- per metric: expectation, scores, alarm state

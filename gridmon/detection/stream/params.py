@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-DAY_S = 86400.0
+from gridmon.domain.units import DAY_S
 
 
 @dataclass(frozen=True)
