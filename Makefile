@@ -52,7 +52,7 @@ TSDB_TESTS := tests/test_timescaledb.py tests/test_storage.py tests/test_migrati
 	tests/test_api_hardening.py tests/test_api_schema.py tests/test_scan.py tests/test_scan_anomaly.py \
 	tests/test_alerts.py tests/test_maintenance_task.py tests/test_training.py tests/test_outages.py \
 	tests/test_poison.py tests/test_pipeline_e2e.py tests/test_pipeline_faults.py tests/test_db_role.py \
-	tests/test_rollups.py tests/test_loss_accounting.py tests/test_seq_paths.py
+	tests/test_rollups.py tests/test_loss_accounting.py tests/test_seq_paths.py tests/test_bench_query.py
 GRIDMON_TSDB_PORT ?= 5433
 GRIDMON_TSDB_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:$(GRIDMON_TSDB_PORT)/gridmon_test
 

@@ -55,7 +55,7 @@ def test_the_project_broker_keeps_the_burst(project_broker: MosquittoProcess, mo
     assert result.lossless and result.received == SELFTEST_MESSAGES
 
 
-def test_no_selftest_without_the_flag_and_no_failure_without_a_broker(
+def test_no_failure_without_a_broker(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from gridmon.services.mosquitto import free_port
@@ -65,3 +65,14 @@ def test_no_selftest_without_the_flag_and_no_failure_without_a_broker(
         assert check_broker(settings, selftest=True) is None  # nothing listens: logged, not raised
     get_settings.cache_clear()
     assert "MQTT broker check failed" in caplog.text
+
+
+def test_without_the_flag_only_the_version_is_read(
+    stock_broker: MosquittoProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(monkeypatch, stock_broker.port)
+    with caplog.at_level(logging.INFO, logger="gridmon.bridge.broker_check"):
+        assert check_broker(settings, selftest=False) is None
+    get_settings.cache_clear()
+    assert "version=mosquitto version" in caplog.text  # the broker was reached
+    assert "self-test" not in caplog.text and "max_queued_messages" not in caplog.text  # and not tested

@@ -249,7 +249,8 @@ def test_credentials_are_made_for_device_ids_only(tmp_path: Path, device: str) -
     result = CliRunner().invoke(
         cli, ["credentials", "add", device, "--password-file", str(tmp_path / "passwd")]
     )
-    assert result.exit_code != 0 and not (tmp_path / "passwd").exists()
+    assert result.exit_code == 2 and "is not a device id" in result.output, result.output
+    assert not (tmp_path / "passwd").exists()
 
 
 def test_an_oversized_packet_is_refused_by_the_broker(broker: Broker) -> None:

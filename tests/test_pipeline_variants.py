@@ -7,6 +7,7 @@ import contextlib
 
 import psycopg
 import pytest
+from amqp.exceptions import NotFound
 from kombu import Connection
 
 from tests.pipeline_helpers import assert_exactly_stored, publish, reading_payloads, running_stack
@@ -19,7 +20,7 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 def _purge_amqp_ingest_queue() -> None:
     with Connection(AMQP_URL, connect_timeout=5) as conn:
         channel = conn.channel()
-        with contextlib.suppress(Exception):  # the queue does not exist yet on a fresh broker
+        with contextlib.suppress(NotFound):  # the queue does not exist yet on a fresh broker
             channel.queue_purge("ingest")
 
 

@@ -181,3 +181,6 @@ def test_when_every_device_fails_the_step_fails_but_stale_checks_and_publishing_
     assert (db.execute("SELECT readings FROM scan_state").fetchone() or (0,)) == (0,)
     # The stale check still ran after the failed step: both devices went silent an hour ago.
     assert {a["device_id"] for a in alerts(db, stale=True) if a["metric"] == "no_data"} == {"dev-a", "dev-c"}
+    # and published: the housekeeping drained the outbox to Redis after the failed step
+    opened = {(e["device_id"], e["metric"]) for e in stream_events(redis_client) if e["event"] == "opened"}
+    assert {("dev-a", "no_data"), ("dev-c", "no_data")} <= opened

@@ -14,6 +14,7 @@ import pytest
 from gridmon.config import get_settings
 from gridmon.detection.stream.device import score_batch
 from gridmon.detection.stream.state import DeviceState
+from gridmon.jobs.publish import get_publisher
 from gridmon.jobs.scan import detector_params, run_scan
 from gridmon.storage.alerts import resolve
 from tests.alerts_support import alerts, base_time, fresh_alerting, store, stream_events
@@ -64,8 +65,14 @@ def test_live_alert_equals_what_one_pass_reports(db, redis_client):
     assert alert["metric"] == "temperature" and alert["metrics"] == ["temperature"]
     assert alert["band_lo"] < 35.0 < alert["band_hi"] and abs(alert["expected"] - 35.0) < 0.5
     assert "temperature" in alert["description"] and "expected" in alert["description"]
-    events = [e["event"] for e in stream_events(redis_client) if e.get("kind") == "anomaly"]
-    assert events == [] or events[0] == "opened"
+    # and what the scans recorded goes out to Redis: the alert's opening, then its end
+    assert [e["event"] for e in stream_events(redis_client) if e.get("kind") == "anomaly"] == []  # not drained yet
+    get_publisher().drain()
+    events = [e for e in stream_events(redis_client) if e.get("kind") == "anomaly"]
+    assert [e["event"] for e in events] == ["opened", "resolved"]
+    assert {(e["episode_id"], e["device_id"], e["opened_at"]) for e in events} == {
+        (alert["id"], "dev-x", expected.start)
+    }
 
 
 def test_one_fault_on_two_metrics_is_one_alert_listing_both(db, redis_client):

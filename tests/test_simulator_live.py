@@ -254,14 +254,19 @@ def test_publish_readings_delivers_load_payloads(broker: tuple[str, int], prefix
 def test_publish_readings_paced_pulls_payloads_lazily(broker: tuple[str, int], prefix: str) -> None:
     host, port = broker
     pulled: list[int] = []
+    when: list[float] = []
 
     def source() -> Iterator[tuple[str, bytes]]:
         for k, item in enumerate(make_load_payloads(50, devices=2, seed=1, prefix=prefix)):
             pulled.append(k)
+            when.append(time.perf_counter())
             yield item
 
-    stats = publish_readings(source(), host=host, port=port, rate=2000.0, client_id=f"t-paced-{uuid.uuid4().hex[:8]}")
+    stats = publish_readings(source(), host=host, port=port, rate=200.0, client_id=f"t-paced-{uuid.uuid4().hex[:8]}")
     assert stats.count == 50 and pulled == list(range(50))
+    # each payload is pulled when it is due (the 50th 49/200 s after the first), not all at once
+    # up front: a slow machine only spreads the pulls further apart
+    assert when[-1] - when[0] >= 0.8 * 49 / 200.0
 
 
 def test_unreachable_broker_raises_one_line_error() -> None:

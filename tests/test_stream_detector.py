@@ -14,7 +14,7 @@ from gridmon.detection.stream import state as S
 from gridmon.detection.stream.band import expected_band
 from gridmon.detection.stream.episodes import alarm_runs, severity_for
 from gridmon.detection.stream.forest import flatten, train_flat_forest
-from gridmon.detection.stream.kernel import _forest_score
+from gridmon.detection.stream.kernel import TRIGGER_DEVICE, _forest_score
 from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import run_device
 from gridmon.detection.stream.state import DeviceState
@@ -93,6 +93,7 @@ def test_scoring_row_by_row_equals_one_call() -> None:
     x[2000:2100, 1] += 3.0
     x[2500:2600, 0] = x[2499, 0]
     whole = run_device(DeviceState.new(["a", "b"]), ts, x).flag
+    assert whole.any() and not whole.all()  # something to agree on: the step and the stuck stretch
     state = DeviceState.new(["a", "b"])
     parts = np.concatenate([run_device(state, ts[i : i + 1], x[i : i + 1]).flag for i in range(n)])
     np.testing.assert_array_equal(whole, parts)
@@ -104,6 +105,7 @@ def test_state_survives_serialisation_mid_series() -> None:
     x = 1.0 + 0.1 * _noise(n, 2, 7)
     x[3000:3050, 0] += 2.0
     whole = run_device(DeviceState.new(["a", "b"]), ts, x).flag
+    assert whole[3000:3050].any() and not whole[:3000].any()  # the restored half has an alarm to reproduce
     state = DeviceState.new(["a", "b"])
     first = run_device(state, ts[:2000], x[:2000]).flag
     restored = DeviceState.from_bytes(state.to_bytes())
@@ -269,7 +271,14 @@ def test_a_single_metric_has_no_device_level_alarm() -> None:
     n = 14 * 288
     ts = T0 + np.arange(n) * 300.0
     out = run_device(DeviceState.new(["errors"]), ts, _sparse_spikes(n, 6), start=600)
-    assert not np.any(out.trigger == 1000)
+    assert out.flag.any()  # its spikes alarm, on the metric's own scores
+    assert not np.any(out.trigger == TRIGGER_DEVICE)
+    # the trigger this looks for does occur where several metrics move together a little each
+    k = 6
+    x = _noise(3300, k, 7)
+    x[3000:] += 0.7
+    six = run_device(DeviceState.new([f"m{j}" for j in range(k)]), T0 + np.arange(3300) * 10.0, x, start=2500)
+    assert np.any(six.trigger == TRIGGER_DEVICE)
 
 
 def test_equal_values_are_learnt_when_the_run_ends() -> None:
