@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gridmon.cli.eval_format import anchors_line, phases_option, table
+from gridmon.cli.eval_format import anchors_line, budget_of, budget_option, phases_option, table
 
 NAB_COLUMNS = (
     ("standard", "standard"),
@@ -56,18 +56,24 @@ def _fail(exc: Exception) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
 @phases_option
-def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool, phases: int) -> None:
+@budget_option
+def nab_eval(
+    data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool, phases: int, budget: float | None
+) -> None:
     """NAB's scoring (onsets, three profiles, normalized) over a corpus in NAB's layout."""
-    from gridmon.evaluation.adapter import use_forest
+    from gridmon.evaluation.adapter import alarm_budget, use_forest
     from gridmon.evaluation.nab import evaluate_nab
     from gridmon.evaluation.phases import run_phases, summary_rows
 
     use_forest(not no_forest)
+    alarms = budget_of(budget)
     try:
-        report: dict[str, Any] = {
-            **run_phases(lambda: evaluate_nab(data_dir, labels_file), phases),
-            "forest": not no_forest,
-        }
+        with alarm_budget(alarms):
+            report: dict[str, Any] = {
+                **run_phases(lambda: evaluate_nab(data_dir, labels_file), phases),
+                "forest": not no_forest,
+                "alarms_per_device_day": alarms,
+            }
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
@@ -93,18 +99,24 @@ def nab_eval(data_dir: Path, labels_file: Path, as_json: bool, no_forest: bool, 
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
 @phases_option
-def skab_eval(data_dir: Path, train_rows: int, as_json: bool, no_forest: bool, phases: int) -> None:
+@budget_option
+def skab_eval(
+    data_dir: Path, train_rows: int, as_json: bool, no_forest: bool, phases: int, budget: float | None
+) -> None:
     """SKAB's protocol: point-wise F1/FAR/MAR and the changepoint NAB score, from the same flags."""
-    from gridmon.evaluation.adapter import use_forest
+    from gridmon.evaluation.adapter import alarm_budget, use_forest
     from gridmon.evaluation.phases import run_phases, summary_rows
     from gridmon.evaluation.skab import evaluate_skab
 
     use_forest(not no_forest)
+    alarms = budget_of(budget)
     try:
-        report: dict[str, Any] = {
-            **run_phases(lambda: evaluate_skab(data_dir, train_rows=train_rows), phases),
-            "forest": not no_forest,
-        }
+        with alarm_budget(alarms):
+            report: dict[str, Any] = {
+                **run_phases(lambda: evaluate_skab(data_dir, train_rows=train_rows), phases),
+                "forest": not no_forest,
+                "alarms_per_device_day": alarms,
+            }
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
@@ -139,12 +151,15 @@ NOISE_COLUMNS = (
 @click.option("--interval", default=10.0, show_default=True, help="Seconds between readings.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
-def noise_eval(devices: int, days: float, interval: float, seed: int, as_json: bool) -> None:
+@budget_option
+def noise_eval(devices: int, days: float, interval: float, seed: int, as_json: bool, budget: float | None) -> None:
     """Alarm onsets of new devices on fault-free generated noise, against the alarm budget."""
+    from gridmon.evaluation.adapter import alarm_budget
     from gridmon.evaluation.noise import NoiseSetup, evaluate_noise
 
     try:
-        report = evaluate_noise(NoiseSetup(devices=devices, days=days, interval_s=interval, seed=seed))
+        with alarm_budget(budget_of(budget)):
+            report = evaluate_noise(NoiseSetup(devices=devices, days=days, interval_s=interval, seed=seed))
     except ValueError as exc:
         _fail(exc)
         return
@@ -155,5 +170,5 @@ def noise_eval(devices: int, days: float, interval: float, seed: int, as_json: b
             "every onset is a false page"
         )
         click.echo(table(report["rows"], NOISE_COLUMNS))
-        click.echo(f"budget: {report['budget_per_device_day']} onsets per device-day (DetectorParams.alarms_per_day)")
+        click.echo(f"budget: {report['budget_per_device_day']} onsets per device-day (--budget)")
     click.echo(json.dumps(report))

@@ -17,6 +17,21 @@ phases_option = click.option(
     "(how much of it is the refits' timing; docs/evaluation.md).",
 )
 
+budget_option = click.option(
+    "--budget",
+    type=click.FloatRange(0.0, 10.0, min_open=True),
+    default=None,
+    help="Alarm budget (false alarms per device-day) every threshold is calibrated for "
+    "[default: GRIDMON_ALARMS_PER_DEVICE_DAY, 0.05; docs/evaluation.md].",
+)
+
+
+def budget_of(value: float | None) -> float:
+    """`--budget`, or the deployment's setting when it is not given (what the scan runs with)."""
+    from gridmon.config import get_settings
+
+    return float(value) if value is not None else float(get_settings().alarms_per_device_day)
+
 
 def fmt(value: Any, digits: int = 3) -> str:
     """A cell: '-' for None, fixed decimals for floats (none for large ones)."""

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from gridmon.cli import FullHelpGroup
-from gridmon.cli.eval_format import phases_option, table
+from gridmon.cli.eval_format import budget_of, budget_option, phases_option, table
 from gridmon.config import get_settings
 
 CATALOGUE_COLUMNS = (
@@ -77,6 +77,7 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     report["forest"] = not options["no_forest"]
+    report["alarms_per_device_day"] = options["budget"]
     if not as_json:
         rows = summary_rows(report)
         if no_label:
@@ -112,18 +113,24 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write timestamp,score,flag per row.")
 @click.option("--no-forest", is_flag=True, help="Score without the IsolationForest (to measure its contribution).")
 @phases_option
+@budget_option
 @click.pass_context
 def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
     """Score detection: the simulator's fault catalogue, or CSV files (--csv)."""
     if ctx.invoked_subcommand is not None:
         return
-    from gridmon.evaluation.adapter import use_forest
+    from gridmon.evaluation.adapter import alarm_budget, use_forest
 
     use_forest(not options["no_forest"])
-    if options["csv_files"]:
-        _csv(options, as_json)
-        return
+    options["budget"] = budget_of(options["budget"])
+    with alarm_budget(options["budget"]):
+        if options["csv_files"]:
+            _csv(options, as_json)
+        else:
+            _catalogue(options, as_json)
 
+
+def _catalogue(options: dict[str, Any], as_json: bool) -> None:
     from gridmon.evaluation.catalogue import CatalogueSetup, evaluate_catalogue
     from gridmon.evaluation.phases import run_phases, summary_rows
 
@@ -141,6 +148,7 @@ def eval_group(ctx: click.Context, as_json: bool, **options: Any) -> None:
     )
     report = run_phases(lambda: evaluate_catalogue(setup), options["phases"])
     report["forest"] = not options["no_forest"]
+    report["alarms_per_device_day"] = options["budget"]
     if not as_json:
         click.echo(table({**summary_rows(report), **report["by_kind"]}, CATALOGUE_COLUMNS))
     click.echo(json.dumps(report))

@@ -30,7 +30,8 @@ production) an IsolationForest is first trained on the training rows' replayed c
 features (`normal_feature_rows`, when there are enough, and for devices with at least two
 metrics: it is there for relations between metrics) and scored inside the loop;
 `use_forest(False)` measures the detector without it; `use_refit_phase(n)` shifts the periodic
-refits of every threshold by n readings (`DetectorParams.refit_phase`, for `--phases`). Safety
+refits of every threshold by n readings (`DetectorParams.refit_phase`, for `--phases`);
+`alarm_budget(x)` scores a block with another alarm budget (`--budget`). Safety
 limits add their findings (score 1 + relative excess). Trained forests are kept in a small
 cache keyed by the training rows' content, so a fleet whose histories repeat trains each forest
 once.
@@ -41,6 +42,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -51,6 +54,7 @@ from gridmon.detection.safety import check_safety
 from gridmon.detection.stream.device import metric_columns, score_batch
 from gridmon.detection.stream.forest import MIN_METRICS, FlatForest, InsufficientData, train_flat_forest
 from gridmon.detection.stream.kernel import RECOMPUTE_EVERY
+from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import DEFAULT_PARAMS
 from gridmon.detection.stream.state import DeviceState
 from gridmon.detection.stream.training import normal_feature_rows
@@ -62,6 +66,7 @@ _CACHE_SIZE = 32
 _forests: OrderedDict[str, FlatForest | None] = OrderedDict()
 _settings = {"forest": True}
 _params = {"detector": DEFAULT_PARAMS}
+MAX_BUDGET = 10.0  # the deployment setting's own upper bound (gridmon.config)
 
 
 def use_forest(enabled: bool) -> None:
@@ -73,7 +78,27 @@ def use_refit_phase(phase: int) -> None:
     """Shift every threshold's periodic refits by `phase` readings (0 restores the default)."""
     if not 0 <= phase < RECOMPUTE_EVERY:
         raise ValueError(f"refit phase must be 0 to {int(RECOMPUTE_EVERY) - 1} readings, got {phase}")
-    _params["detector"] = replace(DEFAULT_PARAMS, refit_phase=float(phase))
+    _params["detector"] = replace(_params["detector"], refit_phase=float(phase))
+
+
+def detector_params() -> DetectorParams:
+    """The parameters every `detect_series` call scores with now."""
+    return _params["detector"]
+
+
+@contextmanager
+def alarm_budget(alarms_per_day: float) -> Iterator[None]:
+    """Score with this alarm budget (`DetectorParams.alarms_per_day`, the deployment's
+    `GRIDMON_ALARMS_PER_DEVICE_DAY`) inside the block; the previous one is restored after it."""
+    budget = float(alarms_per_day)
+    if not 0.0 < budget <= MAX_BUDGET:
+        raise ValueError(f"the alarm budget must be above 0 and at most {MAX_BUDGET:g} per device-day, got {budget:g}")
+    before = _params["detector"]
+    _params["detector"] = replace(before, alarms_per_day=budget)
+    try:
+        yield
+    finally:
+        _params["detector"] = replace(_params["detector"], alarms_per_day=before.alarms_per_day)
 
 
 @dataclass(frozen=True)

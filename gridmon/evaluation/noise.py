@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from gridmon.detection.stream.run import DEFAULT_PARAMS
 from gridmon.domain.units import DAY_S
-from gridmon.evaluation.adapter import Verdict, detect_series, everything_verdict, null_verdict
+from gridmon.evaluation.adapter import Verdict, detect_series, detector_params, everything_verdict, null_verdict
 from gridmon.evaluation.nab_score import onsets
 
 START_TS = 1.7e9
@@ -98,7 +97,7 @@ def _row(verdicts: list[Verdict], setup: NoiseSetup) -> dict[str, Any]:
         "onsets_per_device_day": total,
         "first_day": first / first_days,
         "later": later / later_days if later_days > 0 else None,
-        "times_budget": total / DEFAULT_PARAMS.alarms_per_day,
+        "times_budget": total / detector_params().alarms_per_day,
         "time_in_alarm_pct": 100.0 * flagged / (devices * n),
         "onsets": first + later,
         "device_days": devices * days,
@@ -118,6 +117,6 @@ def evaluate_noise(setup: NoiseSetup) -> dict[str, Any]:
     rows["flag_everything"] = _row([everything_verdict(n, 0)] * setup.devices, setup)
     return {
         "rows": rows,
-        "budget_per_device_day": DEFAULT_PARAMS.alarms_per_day,
+        "budget_per_device_day": detector_params().alarms_per_day,
         "setup": {"devices": setup.devices, "days": setup.days, "interval_s": setup.interval_s, "seed": setup.seed},
     }
