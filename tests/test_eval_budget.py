@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from gridmon.cli.eval_bench import noise_eval
+from gridmon.cli.eval_bench import noise_eval, skab_eval
 from gridmon.config import get_settings
 from gridmon.detection.stream.run import DEFAULT_PARAMS
 from gridmon.evaluation import adapter
+from tests.test_eval_skab import _write
 
 NOISE = ["--devices", "4", "--days", "2", "--json"]
 
@@ -76,3 +78,13 @@ def test_a_budget_out_of_range_is_a_usage_error() -> None:
     for bad in ("0", "-0.1", "11", "many"):
         result = CliRunner().invoke(noise_eval, [*NOISE, "--budget", bad])
         assert result.exit_code == 2 and "--budget" in result.output, result.output
+
+
+def test_the_tables_and_the_json_say_which_budget_scored(tmp_path: Path, fresh_settings: None) -> None:
+    _write(tmp_path / "other" / "1.csv", 900, (600, 700), [600, 700], seed=4)
+    result = CliRunner().invoke(skab_eval, ["--data", str(tmp_path), "--no-forest", "--budget", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "alarm budget: 0.1 false alarms per device-day" in result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["alarms_per_device_day"] == 0.1
+    default = CliRunner().invoke(skab_eval, ["--data", str(tmp_path), "--no-forest", "--json"])
+    assert json.loads(default.output.strip().splitlines()[-1])["alarms_per_device_day"] == 0.05

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gridmon.cli.eval_format import anchors_line, budget_of, budget_option, phases_option, table
+from gridmon.cli.eval_format import anchors_line, budget_line, budget_of, budget_option, phases_option, table
 
 NAB_COLUMNS = (
     ("standard", "standard"),
@@ -84,6 +84,7 @@ def nab_eval(
         anchors = {k: v for k, v in report["anchors"].items() if k not in ("profile", "corpus")}
         title = "anchors (standard profile; NAB's published detections, scored this way on NAB's 53-file corpus)"
         click.echo(anchors_line(title, anchors))
+        click.echo(budget_line(alarms))
     click.echo(json.dumps(report))
 
 
@@ -132,6 +133,7 @@ def skab_eval(
             + ", ".join(f"{k} {v['f1']} / {v['far_pct']} / {v['mar_pct']}" for k, v in outlier.items())
         )
         click.echo(anchors_line("anchors, changepoint (NAB standard)", report["anchors"]["changepoint_nab_standard"]))
+        click.echo(budget_line(alarms))
     click.echo(json.dumps(report))
 
 

@@ -33,6 +33,11 @@ def budget_of(value: float | None) -> float:
     return float(value) if value is not None else float(get_settings().alarms_per_device_day)
 
 
+def budget_line(alarms_per_day: float) -> str:
+    """The line under a table that says which alarm budget the detector was scored with."""
+    return f"alarm budget: {alarms_per_day:g} false alarms per device-day (--budget)"
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """A cell: '-' for None, fixed decimals for floats (none for large ones)."""
     if value is None:

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from gridmon.cli import FullHelpGroup
-from gridmon.cli.eval_format import budget_of, budget_option, phases_option, table
+from gridmon.cli.eval_format import budget_line, budget_of, budget_option, phases_option, table
 from gridmon.config import get_settings
 
 CATALOGUE_COLUMNS = (
@@ -88,6 +88,7 @@ def _csv(options: dict[str, Any], as_json: bool) -> None:
             click.echo(table(point, (("f1", "point F1"), ("far", "FAR"), ("mar", "MAR"))))
             events = {name: row["events"] for name, row in rows.items()}
             click.echo(table(events, tuple(c for c in CATALOGUE_COLUMNS if c[0] != "median_delay_s")))
+        click.echo(budget_line(options["budget"]))
     click.echo(json.dumps(report))
 
 
@@ -151,6 +152,7 @@ def _catalogue(options: dict[str, Any], as_json: bool) -> None:
     report["alarms_per_device_day"] = options["budget"]
     if not as_json:
         click.echo(table({**summary_rows(report), **report["by_kind"]}, CATALOGUE_COLUMNS))
+        click.echo(budget_line(options["budget"]))
     click.echo(json.dumps(report))
 
 
