@@ -1,7 +1,8 @@
 """`gridmon eval noise`: how often a new device pages when nothing is wrong with it.
 
 Every alarm on a fault-free series is a false page, so generated noise without any fault is
-the plainest test of the alarm budget (`DetectorParams.alarms_per_day`, 0.05 per device-day).
+the plainest test of the alarm budget (`DetectorParams.alarms_per_day`: 0.05 per device-day unless
+`--budget` or `GRIDMON_ALARMS_PER_DEVICE_DAY` says otherwise).
 For each kind of noise, `devices` new devices each report one metric every `interval_s`
 seconds for `days` days; each series goes through the evaluation adapter
 (`detect_series`, no training rows: a new device in the live system, where the minimum
