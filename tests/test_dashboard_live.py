@@ -349,21 +349,21 @@ def test_hub_fans_out_and_a_slow_subscriber_is_told_to_resync() -> None:
     assert (running, after) == (True, False)  # the loops stop with the last subscriber
 
 
-def test_hub_reports_an_unreachable_database_and_its_return() -> None:
-    failing = True
+def test_hub_reports_an_unreachable_database_and_its_return(migrated_database: str) -> None:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/gridmon"  # nothing listens there
+    url = closed
 
-    def summary() -> FleetSummary:
-        if failing:
-            raise psycopg.OperationalError("connection refused\nis the server running?")
-        return _summary()
+    def summary() -> FleetSummary:  # the hub's own read, against a real server or none
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            return fetch_summary(conn)
 
     async def scenario() -> list[LiveEvent]:
-        nonlocal failing
+        nonlocal url
         hub = LiveHub(TEST_REDIS_URL, summary=summary, interval_s=0.05)
         seen: list[LiveEvent] = []
         async with hub.subscribe() as queue:
             seen.append(await asyncio.wait_for(queue.get(), 10))
-            failing = False
+            url = migrated_database  # the database comes back
             while True:
                 event = await asyncio.wait_for(queue.get(), 10)
                 seen.append(event)
@@ -372,8 +372,12 @@ def test_hub_reports_an_unreachable_database_and_its_return() -> None:
 
     seen = asyncio.run(scenario())
     assert seen[0].name == "status" and not seen[0].data["ok"]
-    assert seen[0].data["problems"]["database"] == "database unreachable: connection refused (GRIDMON_DATABASE_URL)"
+    problem = seen[0].data["problems"]["database"]
+    # psycopg's own first line, naming the server it could not reach, and the setting to check
+    assert problem.startswith("database unreachable: ") and problem.endswith(" (GRIDMON_DATABASE_URL)")
+    assert closed.split(":")[-1].split("/")[0] in problem and "\n" not in problem
     assert [e.name for e in seen[1:]] == ["status", "summary"] and seen[1].data == {"ok": True, "problems": {}}
+    assert seen[2].data["devices"]["total"] >= 0 and "open_alerts" in seen[2].data  # read from the database
 
 
 def test_hub_reports_redis_down_and_the_stream_still_ends() -> None:
