@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -472,3 +472,17 @@ def parts_for_log(url: str) -> str:
 def get_settings() -> Settings:
     """The process-wide settings (read once; tests call `get_settings.cache_clear()`)."""
     return Settings()
+
+
+_SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "URL", "DSN", "KEY")  # values never echoed
+
+
+def settings_error(exc: ValidationError) -> str:
+    """What is wrong with the configuration, one line per setting (no traceback)."""
+    lines = [f"error: invalid configuration ({exc.error_count()} setting(s); environment or .env):"]
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "settings"
+        secret = any(word in name.upper() for word in _SECRET_WORDS)
+        got = "" if secret or "input" not in err else f" (got {err['input']!r})"
+        lines.append(f"  {name}: {err['msg']}{got}")
+    return "\n".join(lines)

@@ -106,3 +106,34 @@ def test_compose_file_wires_every_process() -> None:
     )
     assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
     assert env["GRIDMON_ALERTMANAGER_URL"].endswith("alertmanager:9093}")
+
+
+def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRIDMON_ALARMS_PER_DEVICE_DAY": "abc", "GRIDMON_EPISODE_GAP_S": "-3"}
+    env["GRIDMON_DATABASE_URL"] = "mysql://admin:hunter2@db/gridmon"
+    command = [sys.executable, "-m", "gridmon.cli.main", "eval", "noise", "--devices", "1", "--days", "1"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "error: invalid configuration (3 setting(s)" in done.stderr
+    assert "GRIDMON_ALARMS_PER_DEVICE_DAY: Input should be a valid number" in done.stderr and "'abc'" in done.stderr
+    assert "GRIDMON_EPISODE_GAP_S: Input should be greater than 0 (got '-3')" in done.stderr
+    assert "GRIDMON_DATABASE_URL" in done.stderr and "hunter2" not in done.stderr  # a secret is never echoed
+    assert done.stdout == ""  # nothing was evaluated
+
+
+def test_the_bridge_says_which_setting_is_bad(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from gridmon.config import REPO_ROOT
+
+    env = {**os.environ, "GRIDMON_MQTT_PORT": "abc"}
+    command = [sys.executable, str(REPO_ROOT / "mqtt_bridge.py")]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "GRIDMON_MQTT_PORT: Input should be a valid integer" in done.stderr and "(got 'abc')" in done.stderr

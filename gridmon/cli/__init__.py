@@ -6,7 +6,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import click
+from pydantic import ValidationError
 
+from gridmon.config import settings_error
 from gridmon.logsetup import configure_logging
 
 
@@ -54,3 +56,6 @@ def main() -> None:
         cli()
     except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling
         sys.exit(130)
+    except ValidationError as exc:  # a bad GRIDMON_* value: say which, not a traceback
+        click.echo(settings_error(exc), err=True)
+        sys.exit(2)
