@@ -15,8 +15,9 @@ import orjson
 from celery import Celery, signals
 from kombu import Exchange, Queue
 from kombu.serialization import register
+from pydantic import ValidationError
 
-from gridmon.config import get_settings
+from gridmon.config import get_settings, settings_error
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ TASK_MODULES = ["workers.ingest", "workers.system", "workers.scanning", "workers
 
 
 def make_app() -> Celery:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # `celery -A gridmon …` with a bad GRIDMON_* value: say which
+        raise SystemExit(settings_error(exc)) from None
     celery_app = Celery("gridmon", broker=settings.broker_url, backend=settings.result_backend)
     exchange = Exchange("gridmon", type="direct")
     celery_app.conf.update(
