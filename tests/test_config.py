@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,10 +112,6 @@ def test_compose_file_wires_every_process() -> None:
 
 
 def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "GRIDMON_ALARMS_PER_DEVICE_DAY": "abc", "GRIDMON_EPISODE_GAP_S": "-3"}
     env["GRIDMON_DATABASE_URL"] = "mysql://admin:hunter2@db/gridmon"
     command = [sys.executable, "-m", "gridmon.cli.main", "eval", "noise", "--devices", "1", "--days", "1"]
@@ -126,24 +125,14 @@ def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_the_bridge_says_which_setting_is_bad(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from gridmon.config import REPO_ROOT
-
     env = {**os.environ, "GRIDMON_MQTT_PORT": "abc"}
-    command = [sys.executable, str(REPO_ROOT / "mqtt_bridge.py")]
+    command = [sys.executable, str(ROOT / "mqtt_bridge.py")]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "GRIDMON_MQTT_PORT: Input should be a valid integer" in done.stderr and "(got 'abc')" in done.stderr
 
 
 def test_a_celery_worker_says_which_setting_is_bad(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "GRIDMON_MQTT_PORT": "abc"}
     command = [str(Path(sys.executable).parent / "celery"), "-A", "gridmon", "worker", "--loglevel", "warning"]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
