@@ -5,9 +5,10 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from pydantic import ValidationError
 from sqlalchemy import create_engine, pool
 
-from gridmon.config import get_settings
+from gridmon.config import get_settings, settings_error
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -15,7 +16,13 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _url() -> str:
-    return str(config.attributes.get("url") or get_settings().sqlalchemy_url)
+    given = config.attributes.get("url")
+    if given:
+        return str(given)
+    try:
+        return str(get_settings().sqlalchemy_url)
+    except ValidationError as exc:  # `alembic upgrade head` with a bad GRIDMON_* value: say which
+        raise SystemExit(settings_error(exc)) from None
 
 
 def run_migrations_offline() -> None:

@@ -138,3 +138,11 @@ def test_a_celery_worker_says_which_setting_is_bad(tmp_path: Path) -> None:
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "GRIDMON_MQTT_PORT: Input should be a valid integer" in done.stderr and "(got 'abc')" in done.stderr
+
+
+def test_alembic_says_which_setting_is_bad() -> None:
+    env = {**os.environ, "GRIDMON_MQTT_PORT": "abc"}
+    command = [str(Path(sys.executable).parent / "alembic"), "upgrade", "head"]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "GRIDMON_MQTT_PORT: Input should be a valid integer" in done.stderr and "(got 'abc')" in done.stderr
