@@ -5,10 +5,9 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from pydantic import ValidationError
 from sqlalchemy import create_engine, pool
 
-from gridmon.config import get_settings, settings_error
+from gridmon.config import settings_or_exit
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -16,13 +15,8 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _url() -> str:
-    given = config.attributes.get("url")
-    if given:
-        return str(given)
-    try:
-        return str(get_settings().sqlalchemy_url)
-    except ValidationError as exc:  # `alembic upgrade head` with a bad GRIDMON_* value: say which
-        raise SystemExit(settings_error(exc)) from None
+    # settings_or_exit: a bad GRIDMON_* value is one line per variable, not a traceback
+    return str(config.attributes.get("url") or settings_or_exit().sqlalchemy_url)
 
 
 def run_migrations_offline() -> None:

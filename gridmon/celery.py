@@ -15,9 +15,8 @@ import orjson
 from celery import Celery, signals
 from kombu import Exchange, Queue
 from kombu.serialization import register
-from pydantic import ValidationError
 
-from gridmon.config import get_settings, settings_error
+from gridmon.config import get_settings, settings_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,7 @@ TASK_MODULES = ["workers.ingest", "workers.system", "workers.scanning", "workers
 
 
 def make_app() -> Celery:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:  # `celery -A gridmon …` with a bad GRIDMON_* value: say which
-        raise SystemExit(settings_error(exc)) from None
+    settings = settings_or_exit()  # `celery -A gridmon …` with a bad GRIDMON_* value: say which
     celery_app = Celery("gridmon", broker=settings.broker_url, backend=settings.result_backend)
     exchange = Exchange("gridmon", type="direct")
     celery_app.conf.update(

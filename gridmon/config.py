@@ -486,3 +486,12 @@ def settings_error(exc: ValidationError) -> str:
         got = "" if secret or "input" not in err else f" (got {err['input']!r})"
         lines.append(f"  {name}: {err['msg']}{got}")
     return "\n".join(lines)
+
+
+def settings_or_exit() -> Settings:
+    """`get_settings()` for a process another program starts (Celery, Alembic): a bad GRIDMON_*
+    value ends it with `settings_error`'s lines (status 1) instead of a traceback."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SystemExit(settings_error(exc)) from None
