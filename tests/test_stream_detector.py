@@ -13,7 +13,7 @@ from sklearn.ensemble import IsolationForest
 from gridmon.detection.stream import state as S
 from gridmon.detection.stream.band import expected_band
 from gridmon.detection.stream.episodes import alarm_runs, severity_for
-from gridmon.detection.stream.forest import flatten, train_flat_forest
+from gridmon.detection.stream.forest import FlatForest, flatten, train_flat_forest
 from gridmon.detection.stream.kernel import TRIGGER_DEVICE, _forest_score
 from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import run_device
@@ -144,15 +144,31 @@ def test_flattened_forest_scores_like_scikit_learn() -> None:
     x = rng.normal(size=(600, 6)).astype(np.float32)
     model = IsolationForest(n_estimators=30, max_samples=256, random_state=0).fit(x)
     flat = flatten(model)
+    walk = flat.walk()
+    # leaves of several depths: a walk that reaches a shallow leaf must rest on it for the rest
+    depth = np.zeros(flat.left.shape[0], dtype=int)
+    for node in np.flatnonzero(flat.left >= 0):
+        depth[flat.left[node]] = depth[flat.right[node]] = depth[node] + 1
+    assert walk.depth == depth.max() == 8
+    assert depth[flat.left < 0].min() < 4
+    f32, at = np.zeros(6), np.zeros(30, dtype=np.int64)
     probe = rng.normal(scale=2.0, size=(50, 6))
-    ours = np.array(
-        [
-            _forest_score(row, flat.feature, flat.threshold, flat.left, flat.right, flat.weight, flat.roots, flat.norm)
-            for row in probe
-        ]
-    )
+    arrays = (walk.feature, walk.threshold, walk.left, walk.right, walk.weight, walk.roots)
+    ours = np.array([_forest_score(row, *arrays, walk.depth, walk.norm, f32, at) for row in probe])
     np.testing.assert_allclose(ours, -model.score_samples(probe.astype(np.float32)), rtol=1e-9)
     assert train_flat_forest(x).n_features == 6
+
+
+def test_a_stored_forest_does_not_carry_its_walk() -> None:
+    rng = np.random.default_rng(11)
+    forest = train_flat_forest(rng.normal(size=(600, 6)))
+    before = len(forest.to_bytes())
+    walk = forest.walk()
+    assert forest.walk() is walk
+    again = FlatForest.from_bytes(forest.to_bytes())
+    assert len(forest.to_bytes()) == before
+    assert "_walk" not in again.__dict__
+    np.testing.assert_array_equal(again.walk().right, walk.right)
 
 
 def test_bench_command_prints_json_last() -> None:

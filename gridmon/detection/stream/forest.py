@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 MIN_METRICS = 2  # on one metric the forest would only repeat the dedicated scores (z, shift, spread)
-N_TREES = 32  # scored on every reading in the compiled loop: 32 trees keep it to a few µs
+N_TREES = 32  # scored on every reading in the compiled loop: 32 trees keep it to about a µs
 MAX_SAMPLES = 256
 MIN_ROWS = 256
 _EULER_GAMMA = 0.5772156649015329
@@ -56,6 +56,19 @@ class FlatForest:
     norm: float  # trees × c(max_samples)
     n_features: int
 
+    def walk(self) -> ForestWalk:
+        """The form the kernel walks (computed once per forest, not stored with it)."""
+        cached = self.__dict__.get("_walk")
+        if cached is None:
+            cached = walk_form(self)
+            self.__dict__["_walk"] = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_walk", None)
+        return state
+
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         joblib.dump(self, buf, compress=3)
@@ -67,6 +80,47 @@ class FlatForest:
         if not isinstance(loaded, cls):
             raise TypeError("not a FlatForest")
         return loaded
+
+
+@dataclass(frozen=True)
+class ForestWalk:
+    """A forest as the kernel walks it: all trees side by side, one level per step.
+
+    A leaf is its own left and right child and compares with +inf, so after `depth` steps (the
+    depth of the deepest leaf) every walk rests on its leaf, however deep that leaf is. The walk
+    is a loop with no exit that depends on the data, and the 32 walks of one reading are
+    independent, so the processor overlaps them instead of waiting on one mispredicted branch after
+    another: about twice as fast as walking each tree to its leaf in turn, with identical scores.
+    At a leaf, `weight` is the path length the search adds (`FlatForest.weight`)."""
+
+    feature: np.ndarray  # int64 per node (0 at leaves)
+    threshold: np.ndarray  # float64 per node (+inf at leaves)
+    left: np.ndarray  # int64 per node (the node itself at leaves)
+    right: np.ndarray
+    weight: np.ndarray
+    roots: np.ndarray
+    depth: int
+    norm: float
+
+
+def walk_form(forest: FlatForest) -> ForestWalk:
+    """`forest` in the form of `ForestWalk`."""
+    n = forest.left.shape[0]
+    leaf = forest.left < 0
+    node = np.arange(n, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    for i in np.flatnonzero(~leaf):  # children have higher ids than their parent
+        depth[forest.left[i]] = depth[forest.right[i]] = depth[i] + 1
+    return ForestWalk(
+        feature=np.where(leaf, 0, forest.feature).astype(np.int64),
+        threshold=np.where(leaf, np.inf, forest.threshold).astype(np.float64),
+        left=np.where(leaf, node, forest.left).astype(np.int64),
+        right=np.where(leaf, node, forest.right).astype(np.int64),
+        weight=forest.weight.astype(np.float64),
+        roots=forest.roots.astype(np.int64),
+        depth=int(depth.max()) if n else 0,
+        norm=float(forest.norm),
+    )
 
 
 class InsufficientData(ValueError):

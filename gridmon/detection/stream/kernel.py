@@ -83,24 +83,32 @@ def _median_small(buf: np.ndarray, n: int) -> float:
 @nb.njit(cache=True)
 def _forest_score(
     feats: np.ndarray,
-    f_feature: np.ndarray,
-    f_threshold: np.ndarray,
-    f_left: np.ndarray,
-    f_right: np.ndarray,
-    f_weight: np.ndarray,
-    f_roots: np.ndarray,
-    f_norm: float,
+    w_feature: np.ndarray,
+    w_threshold: np.ndarray,
+    w_left: np.ndarray,
+    w_right: np.ndarray,
+    w_weight: np.ndarray,
+    w_roots: np.ndarray,
+    depth: int,
+    norm: float,
+    f32: np.ndarray,
+    at: np.ndarray,
 ) -> float:
+    """The forest's score of one feature row, walking every tree a level per step
+    (`forest.ForestWalk`); `f32` (one per feature) and `at` (one per tree) are scratch space."""
+    for i in range(feats.shape[0]):
+        f32[i] = np.float64(np.float32(feats[i]))  # scikit-learn compares float32 features
+    trees = w_roots.shape[0] - 1
+    for tree in range(trees):
+        at[tree] = w_roots[tree]
+    for _ in range(depth):
+        for tree in range(trees):
+            node = at[tree]
+            at[tree] = w_left[node] if f32[w_feature[node]] <= w_threshold[node] else w_right[node]
     total = 0.0
-    for tree in range(f_roots.shape[0] - 1):
-        node = f_roots[tree]
-        while f_left[node] >= 0:
-            if np.float64(np.float32(feats[f_feature[node]])) <= f_threshold[node]:
-                node = f_left[node]
-            else:
-                node = f_right[node]
-        total += f_weight[node]
-    return 2.0 ** (-total / f_norm)
+    for tree in range(trees):
+        total += w_weight[at[tree]]
+    return 2.0 ** (-total / norm)
 
 
 @nb.njit(cache=True)
@@ -151,7 +159,7 @@ def _forget_family(fam, cal, hist, j, f):  # type: ignore[no-untyped-def]
     hist[j, f, :, :] = 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay, phase):  # type: ignore[no-untyped-def]
     h[hbin(x2)] += np.float32(w)
     c[S.C_RAW] = max(c[S.C_RAW] * max_decay, raw2)  # the same, in the metric's own units
@@ -248,6 +256,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
     f_right,
     f_weight,
     f_roots,
+    f_depth,
     f_norm,
     out_flag,
     out_mflag,
@@ -286,6 +295,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
     ended = np.zeros(k)  # length of a run of equal values that ended at this reading (0: none)
     sel = np.zeros(k, np.int64)
     feats = np.zeros(max(nfeat, 1))
+    f32 = np.zeros(max(nfeat, 1))
+    f_at = np.zeros(max(f_roots.shape[0] - 1, 1), np.int64)
     buf = np.zeros(max(season_days, 1))
     wbuf = np.zeros(S.WEEK_WEEKS)
     seas_d = np.zeros(k)
@@ -524,7 +535,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     feats[3 * j] = 0.0
                     feats[3 * j + 1] = 0.0
                     feats[3 * j + 2] = 1.0
-            fs = _forest_score(feats, f_feature, f_threshold, f_left, f_right, f_weight, f_roots, f_norm)
+            fs = _forest_score(
+                feats, f_feature, f_threshold, f_left, f_right, f_weight, f_roots, f_depth, f_norm, f32, f_at
+            )
             fscore2 = fs * fs
             if fcal[S.C_COUNT] >= min_cal and fcal[S.C_THR] > 0.0:
                 ratio = max(ratio, math.sqrt(fscore2 / fcal[S.C_THR]))
