@@ -13,8 +13,9 @@ relations between metrics.
 Training data are feature rows of normal readings (`out_features` of a kernel run, rows where
 no alarm was open), pooled over a device group. `FlatForest` holds every tree as arrays (split
 feature, split threshold, children, and per node the path length a search ending there adds:
-its depth + c(samples left in it)), so the kernel scores a reading with one walk per tree and
-gives exactly `IsolationForest.score_samples` (negated): 2^(−mean path length / c(max_samples)).
+its depth + c(samples left in it)); `ForestWalk` is the form the kernel walks (all trees a level
+per step), which gives exactly `IsolationForest.score_samples` (negated): 2^(−mean path length /
+c(max_samples)). It is stored as `FlatForest` and derived once per loaded forest.
 """
 
 from __future__ import annotations
