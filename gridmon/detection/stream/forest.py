@@ -104,14 +104,20 @@ class ForestWalk:
     norm: float
 
 
+def node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Depth of every node (roots 0) of trees stored parent before children, −1 children at leaves."""
+    depth = np.zeros(left.shape[0], dtype=np.int64)
+    for i in np.flatnonzero(left >= 0):  # children have higher ids than their parent
+        depth[left[i]] = depth[right[i]] = depth[i] + 1
+    return depth
+
+
 def walk_form(forest: FlatForest) -> ForestWalk:
     """`forest` in the form of `ForestWalk`."""
     n = forest.left.shape[0]
     leaf = forest.left < 0
     node = np.arange(n, dtype=np.int64)
-    depth = np.zeros(n, dtype=np.int64)
-    for i in np.flatnonzero(~leaf):  # children have higher ids than their parent
-        depth[forest.left[i]] = depth[forest.right[i]] = depth[i] + 1
+    depth = node_depths(forest.left, forest.right)
     return ForestWalk(
         feature=np.where(leaf, 0, forest.feature).astype(np.int64),
         threshold=np.where(leaf, np.inf, forest.threshold).astype(np.float64),
@@ -140,16 +146,12 @@ def train_flat_forest(rows: np.ndarray, *, random_state: int = 0) -> FlatForest:
 
 
 def flatten(model: IsolationForest) -> FlatForest:
-    """The arrays the kernel walks, from a fitted scikit-learn forest (all features per tree)."""
+    """The stored form (`FlatForest`) of a fitted scikit-learn forest (all features per tree)."""
     feats, thrs, lefts, rights, weights, roots = [], [], [], [], [], [0]
     for est, used in zip(model.estimators_, model.estimators_features_, strict=True):
         tree = est.tree_
         left, right = tree.children_left.astype(np.int64), tree.children_right.astype(np.int64)
-        depth = np.zeros(left.shape[0])
-        for node in range(left.shape[0]):  # children have higher ids than their parent
-            if left[node] >= 0:
-                depth[left[node]] = depth[node] + 1.0
-                depth[right[node]] = depth[node] + 1.0
+        depth = node_depths(left, right)
         offset = roots[-1]
         used = np.asarray(used)
         feature = np.where(left >= 0, used[np.maximum(tree.feature, 0)], -2)
