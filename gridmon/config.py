@@ -287,7 +287,8 @@ class Settings(BaseSettings):
     """How often beat retrains the IsolationForests (one per device group, on the `ml` queue)."""
 
     retrain_window_h: float = Field(24.0, gt=0, validation_alias=_env("RETRAIN_WINDOW_H"))
-    """Hours of recent readings a retrain replays through the detector to learn from."""
+    """Hours of recent readings a retrain replays through the detector to learn from (and at least
+    each device's last 400 readings, however long they span)."""
 
     retrain_max_samples: int = Field(1_000_000, ge=1000, validation_alias=_env("RETRAIN_MAX_SAMPLES"))
     """Most readings a retrain replays through the detector per device group (the most recent ones)."""

@@ -13,8 +13,15 @@ from sklearn.ensemble import IsolationForest
 from gridmon.detection.stream import state as S
 from gridmon.detection.stream.band import expected_band
 from gridmon.detection.stream.episodes import alarm_runs, severity_for
-from gridmon.detection.stream.forest import FlatForest, flatten, train_flat_forest
-from gridmon.detection.stream.kernel import TRIGGER_DEVICE, _forest_score
+from gridmon.detection.stream.forest import (
+    FlatForest,
+    ForestSet,
+    fit_relation,
+    flatten,
+    relation_features,
+    train_flat_forest,
+)
+from gridmon.detection.stream.kernel import TRIGGER_DEVICE, _forest_score, _relation_residuals
 from gridmon.detection.stream.params import DetectorParams
 from gridmon.detection.stream.run import run_device
 from gridmon.detection.stream.state import DeviceState
@@ -156,7 +163,72 @@ def test_flattened_forest_scores_like_scikit_learn() -> None:
     arrays = (walk.feature, walk.threshold, walk.left, walk.right, walk.weight, walk.roots)
     ours = np.array([_forest_score(row, *arrays, walk.depth, walk.norm, f32, at) for row in probe])
     np.testing.assert_allclose(ours, -model.score_samples(probe.astype(np.float32)), rtol=1e-9)
-    assert train_flat_forest(x).n_features == 6
+    trained = train_flat_forest(x)
+    assert trained.metrics == 2 and trained.n_features == 4  # relation residuals of z and shift per metric
+
+
+def _related_pair(n: int, seed: int) -> np.ndarray:
+    """Base feature rows (z, shift, spread per metric) of two metrics that move together."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=n)
+    rows = np.zeros((n, 6))
+    for j in range(2):
+        rows[:, 3 * j] = 0.9 * common + 0.44 * rng.normal(size=n)
+        rows[:, 3 * j + 1] = 0.9 * common + 0.44 * rng.normal(size=n)
+        rows[:, 3 * j + 2] = 1.0
+    return rows
+
+
+def test_relation_residuals_in_the_kernel_equal_the_training_transform() -> None:
+    rows = _related_pair(400, 12)
+    relation, mean = fit_relation(rows)
+    want = relation_features(rows, relation, mean)
+    out = np.zeros(4)
+    for row, expected in zip(rows[:20], want[:20], strict=True):
+        _relation_residuals(row, relation, mean, 2, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    # a conditional z: about unit spread on the training rows, whatever the two metrics share
+    assert np.std(want, axis=0) == pytest.approx(np.ones(4), abs=0.15)
+
+
+def test_the_forest_isolates_a_broken_relation_that_no_single_metric_shows() -> None:
+    rows = _related_pair(3000, 13)
+    forest = train_flat_forest(rows[:1000])
+    broken = rows[2800:].copy()
+    broken[:, 0] = -broken[:, 0]  # one metric inverted: each value still inside its normal range
+    assert np.abs(broken[:, 0]).max() <= np.abs(rows[:2800, 0]).max()
+    walk = forest.walk()
+    f32, at = np.zeros(4), np.zeros(len(walk.roots) - 1, dtype=np.int64)
+    arrays = (walk.feature, walk.threshold, walk.left, walk.right, walk.weight, walk.roots)
+
+    def scores(part: np.ndarray) -> np.ndarray:
+        inputs = relation_features(part, forest.relation, forest.relation_mean)  # type: ignore[arg-type]
+        return np.array([_forest_score(r, *arrays, walk.depth, walk.norm, f32, at) for r in inputs])
+
+    normal, odd = scores(rows[1000:2800]), scores(broken)
+    assert np.median(odd) > np.quantile(normal, 0.75)
+    assert np.mean(odd > np.quantile(normal, 0.99)) >= 0.15
+    # the same trees on the plain context features hardly tell the break from normal readings
+    plain = IsolationForest(n_estimators=32, max_samples=256, random_state=0).fit(rows[:1000])
+    plain_normal, plain_odd = -plain.score_samples(rows[1000:2800]), -plain.score_samples(broken)
+    assert np.mean(plain_odd > np.quantile(plain_normal, 0.99)) < 0.1
+
+
+def test_a_forest_alarm_ends_when_its_forest_is_no_longer_used() -> None:
+    state = DeviceState.new(["a", "b"])
+    out = run_device(state, T0 + np.arange(300.0), 5.0 + _noise(300, 2, 15))
+    assert not out.flag.any()
+    state.dev[S.F_ALARM] = 1.0  # open when the forest it came from was replaced by none
+    out = run_device(state, T0 + 300.0 + np.arange(5.0), 5.0 + _noise(5, 2, 16))
+    assert not out.flag.any() and state.dev[S.F_ALARM] == 0.0
+
+
+def test_a_forest_of_the_earlier_kind_is_not_used() -> None:
+    forest = train_flat_forest(_related_pair(400, 14))
+    assert ForestSet({"g": forest}, {}).for_group("g", 2) is forest
+    assert ForestSet({"g": forest}, {}).for_group("g", 3) is None
+    forest.relation = forest.relation_mean = None  # as a forest stored before relation residuals loads
+    assert forest.metrics == 0 and ForestSet({"g": forest}, {}).for_group("g", 2) is None
 
 
 def test_a_stored_forest_does_not_carry_its_walk() -> None:

@@ -73,13 +73,28 @@ def test_too_little_data_keeps_the_previous_version(db, redis_client, model_dir)
     trained = retrain()
     assert trained.status == "trained"
 
-    # The last 0.01 h (36 s) before a moment after the data holds only a few readings.
-    skipped = retrain(window_hours=0.01, now=t0 + N + 20)
+    # Devices seen in the last 0.01 h (36 s) that have only 150 readings each: fewer than the
+    # replay's 200 settling readings, so no normal row at all (the first devices were not seen then).
+    for d in range(4):
+        store(normal_rows(f"new-{d}", t0 + 1000, 150, step=1.0, seed=20 + d))
+    skipped = retrain(window_hours=0.01, now=t0 + 1160)
     assert skipped.status == "skipped"
-    assert skipped.reason is not None and "need 256" in skipped.reason
+    assert skipped.reason is not None and "need 128" in skipped.reason
     assert skipped.active_model_id == trained.model_id
     assert [(m["id"], m["status"]) for m in list_models(db)] == [(trained.model_id, "active")]
     assert len(list(model_dir.iterdir())) == 1
+
+
+def test_devices_reporting_hourly_get_a_forest_from_their_last_readings(db, redis_client, model_dir):
+    # 24 h of hourly readings are 24 per device: the retrain reaches back to each device's last
+    # 400 readings (about 17 days), whatever the window, so the forest sees what it needs.
+    end = base_time()
+    for d in range(2):
+        store(normal_rows(f"hourly-{d}", end - 500 * 3600.0, 500, step=3600.0, seed=30 + d))
+    result = retrain(window_hours=24.0, now=end + 1.0)
+    assert result.status == "trained", result.reason
+    assert result.groups == {"default|voltage,current,temperature": result.n_samples}
+    assert 128 <= result.n_samples <= 2 * 200  # rows after the 200 settling readings of 400 per device
 
 
 def test_retrain_task_reports_its_outcome(db, redis_client, model_dir):

@@ -1,8 +1,9 @@
 """Retraining: recent readings → one IsolationForest per device group → a new active model version.
 
 Per profile kind, up to `DEVICES_PER_KIND` recently seen devices have their last
-`retrain_window_h` hours (at most `retrain_max_samples` readings in all) replayed through fresh
-detector states (`gridmon.detection.stream.training`); the normal rows train one forest per
+`retrain_window_h` hours, and at least their last `MIN_READINGS` readings (a device reporting
+hourly has 24 readings in a day), at most `retrain_max_samples` readings in all, replayed through
+fresh detector states (`gridmon.detection.stream.training`); the normal rows train one forest per
 group (kind + metric set). With too little data the previous version stays active and the
 result says why; nothing is written. The `workers.training.retrain` task is a thin wrapper
 around `retrain`; the report is `RetrainResult`.
@@ -19,7 +20,7 @@ from typing import Any
 
 from gridmon.config import get_settings
 from gridmon.detection.stream.forest import ForestSet, InsufficientData
-from gridmon.detection.stream.training import train_groups
+from gridmon.detection.stream.training import SETTLE_READINGS, train_groups
 from gridmon.jobs.models import write_artifact
 from gridmon.jobs.scan import detector_params
 from gridmon.storage import db, devices
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 TRAINED = "trained"
 SKIPPED = "skipped"
 DEVICES_PER_KIND = 20
+# Readings replayed per device however long they span: the replay settles the scales on the first
+# `SETTLE_READINGS` and keeps normal rows after them, as many again (the evaluations' 400
+# training rows); a forest needs `MIN_ROWS` of them per group. Windows are counted in readings,
+# as the detector's are: a 24-hour window alone would give a device reporting hourly no row at all.
+MIN_READINGS = 2 * SETTLE_READINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,9 @@ def retrain(window_hours: float | None = None, *, now: float | None = None, note
     with db.connection() as conn:
         previous = active_version(conn)
         chosen = devices.recently_seen(conn, start, DEVICES_PER_KIND)
-        frame = devices_between(conn, [d for d, _ in chosen], start, end, settings.retrain_max_samples)
+        frame = devices_between(
+            conn, [d for d, _ in chosen], start, end, settings.retrain_max_samples, at_least=MIN_READINGS
+        )
     started = time.monotonic()
     try:
         forests, used = train_groups(frame, dict(chosen), params=detector_params())

@@ -221,7 +221,7 @@ def _score(conn: psycopg.Connection, frame: pd.DataFrame, report: ScanReport, fo
         state = _load_state(stored.get(device), list(batch.columns), report.model_id)
         state = state.with_metrics(batch.columns)
         key = group_key(kinds.get(device), state.metrics)
-        forest = forests.for_group(key, 3 * len(state.metrics)) if forests else None
+        forest = forests.for_group(key, len(state.metrics)) if forests else None
         state, result = score_rows(state, batch, params=params, forest=forest)
         report.alarms += len(result.runs)
         if result.runs or result.ended_at is not None:

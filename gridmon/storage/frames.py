@@ -155,13 +155,25 @@ def readings_between(conn: psycopg.Connection, start: datetime, end: datetime, l
 
 
 def devices_between(
-    conn: psycopg.Connection, device_ids: Sequence[str], start: datetime, end: datetime, limit: int
+    conn: psycopg.Connection,
+    device_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    limit: int,
+    *,
+    at_least: int = 0,
 ) -> pd.DataFrame:
-    """Readings of these devices with ts in [start, end) (the most recent `limit` of them), in
-    (device, ts) order: what a retrain replays."""
+    """Readings of these devices with ts in [start, end), reaching further back for a device
+    with fewer than `at_least` readings there (its last `at_least` before `end`), the most recent
+    `limit` of them in all, in (device, ts) order: what a retrain replays."""
     frame = _fetch(
         conn,
-        "WHERE device_id = ANY(%s) AND ts >= %s AND ts < %s ORDER BY ts DESC LIMIT %s",
-        (list(device_ids), start, end, limit),
+        "AS s JOIN ("
+        " SELECT d AS wanted, LEAST(%s, COALESCE(("
+        "  SELECT r.ts FROM sensor_readings r WHERE r.device_id = d AND r.ts < %s"
+        "  ORDER BY r.ts DESC OFFSET %s LIMIT 1), '-infinity'::timestamptz)) AS since"
+        " FROM unnest(%s::text[]) AS d"
+        ") b ON s.device_id = b.wanted WHERE s.ts >= b.since AND s.ts < %s ORDER BY s.ts DESC LIMIT %s",
+        (start, end, max(at_least - 1, 0), list(device_ids), end, limit),
     )
     return frame.sort_values(["device_id", "ts"], ignore_index=True)

@@ -11,7 +11,8 @@
    `season_gain` of the recent model's.
 2. Scores of the residual z = (x − expected) / scale: point |z|, short shift |EWM(z)|·√span,
    spread EWM(min(|z|, 10)), flat run (identical consecutive values) and long shift. Across
-   metrics the device shift energy D = mean EWM(z)²·span; optionally a forest score.
+   metrics the device shift energy D = mean EWM(z)²·span; optionally a forest score on the
+   relation residuals (`forest.py`).
 3. Each score is compared with its own calibrated threshold (`calib.py`) and with its recent
    peak; exceeding both opens an alarm, if the deviation in the metric's units is also beyond
    the largest normal one and the second largest peak of earlier short alarms (an event that
@@ -109,6 +110,18 @@ def _forest_score(
     for tree in range(trees):
         total += w_weight[at[tree]]
     return 2.0 ** (-total / norm)
+
+
+@nb.njit(cache=True, inline="always")
+def _relation_residuals(feats, rel, mean, k, out):  # type: ignore[no-untyped-def]
+    """The forest's inputs (`forest.relation_features`): per block b (z, short shift) and metric
+    j, rel[b, j] · (x_b − mean[b]), with x_b the block's column of the context features."""
+    for b in range(rel.shape[0]):
+        for j in range(k):
+            acc = 0.0
+            for i in range(k):
+                acc += rel[b, j, i] * (feats[3 * i + b] - mean[b, i])
+            out[b * k + j] = acc
 
 
 @nb.njit(cache=True)
@@ -258,6 +271,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
     f_roots,
     f_depth,
     f_norm,
+    f_rel,
+    f_rel_mean,
     out_flag,
     out_mflag,
     out_ratio,
@@ -295,7 +310,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
     ended = np.zeros(k)  # length of a run of equal values that ended at this reading (0: none)
     sel = np.zeros(k, np.int64)
     feats = np.zeros(max(nfeat, 1))
-    f32 = np.zeros(max(nfeat, 1))
+    nrel = f_rel.shape[0] * k  # the forest's inputs: relation residuals of z and of the short shift
+    rfeats = np.zeros(max(nrel, 1))
+    f32 = np.zeros(max(nrel, 1))
     f_at = np.zeros(max(f_roots.shape[0] - 1, 1), np.int64)
     buf = np.zeros(max(season_days, 1))
     wbuf = np.zeros(S.WEEK_WEEKS)
@@ -527,7 +544,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 if trigger < 0:
                     trigger = TRIGGER_DEVICE
             dev[S.D_REC] = max(dev[S.D_REC] * rec_dec2, dscore)
-        # ---- forest on the context features
+        # ---- forest on the relation residuals of the context features
         fscore2 = 0.0
         if has_forest and dcount > 0:
             for j in range(k):
@@ -535,10 +552,14 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     feats[3 * j] = 0.0
                     feats[3 * j + 1] = 0.0
                     feats[3 * j + 2] = 1.0
+            _relation_residuals(feats, f_rel, f_rel_mean, k, rfeats)
             fs = _forest_score(
-                feats, f_feature, f_threshold, f_left, f_right, f_weight, f_roots, f_depth, f_norm, f32, f_at
+                rfeats, f_feature, f_threshold, f_left, f_right, f_weight, f_roots, f_depth, f_norm, f32, f_at
             )
-            fscore2 = fs * fs
+            # as odds s/(1 − s): the score is bounded below 1 and crowds its largest values just
+            # under the bound, closer together than the histograms resolve; the odds spread them
+            fo = fs / max(1.0 - fs, 1e-9)
+            fscore2 = fo * fo
             if fcal[S.C_COUNT] >= min_cal and fcal[S.C_THR] > 0.0:
                 ratio = max(ratio, math.sqrt(fscore2 / fcal[S.C_THR]))
                 if dev[S.F_ALARM] > 0.0:
@@ -552,6 +573,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     if trigger < 0:
                         trigger = TRIGGER_FOREST
                 dev[S.F_REC] = max(dev[S.F_REC] * rec_dec2, fscore2)
+        elif not has_forest:
+            dev[S.F_ALARM] = 0.0  # the forest it came from is no longer in use
         if out_features.shape[0] == n:
             for c2 in range(nfeat):
                 out_features[t, c2] = feats[c2]
@@ -570,6 +593,16 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 # A metric carries the device-level deviation when its own shift energy is at
                 # least half the device threshold (alone it would need k times that).
                 out_mflag[t, j] = True
+        if dev[S.F_ALARM] > 0.0:
+            # The forest's alarm names the relation: the metrics whose relation residuals are
+            # at least half the largest one's (the two sides of a broken relation).
+            top = 0.0
+            for j in range(k):
+                rfeats[j] = max(abs(rfeats[j]), abs(rfeats[k + j])) if nrel > k else abs(rfeats[j])
+                top = max(top, rfeats[j])
+            for j in range(k):
+                if valid[j] and rfeats[j] >= 0.5 * top:
+                    out_mflag[t, j] = True
         out_flag[t] = any_alarm
         _count_nuisance(dev, any_alarm, ratio, span)
         out_ratio[t] = ratio

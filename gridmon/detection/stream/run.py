@@ -59,8 +59,8 @@ def run_device(
     ts = np.ascontiguousarray(ts, dtype=np.float64)
     x = np.ascontiguousarray(values, dtype=np.float64).reshape(len(ts), len(state.metrics))
     n, k = x.shape
-    if forest is not None and forest.n_features != 3 * k:
-        raise ValueError(f"forest expects {forest.n_features} features, device has {3 * k}")
+    if forest is not None and forest.metrics != k:
+        raise ValueError(f"forest serves devices of {forest.metrics} metrics, device has {k}")
     fr = (forest if forest is not None else EMPTY).walk()
     out = SeriesOutput(
         flag=np.zeros(n, dtype=np.bool_),
@@ -76,6 +76,7 @@ def run_device(
         state.dev, state.met, state.fam, state.hist, state.cal, state.ring, state.wring,
         state.dhist, state.dcal, state.fhist, state.fcal,
         fr.feature, fr.threshold, fr.left, fr.right, fr.weight, fr.roots, fr.depth, fr.norm,
+        fr.relation, fr.relation_mean,
         out.flag, out.metric_flag, out.ratio, out.expected, out.halfband, out.trigger, out.features,
     )  # fmt: skip
     if not features:

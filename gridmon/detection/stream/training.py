@@ -1,9 +1,10 @@
 """Training data for the forests: replay devices' recent readings through fresh detector states.
 
-The forest learns what normal context looks like (residual z, short shift, spread per metric)
-for a group of devices of one kind and metric set. The rows come from replaying each device's
-last hours through a fresh state with `features=True`, so they are exactly what the live
-detector computes. Rows are kept only once the device's scales have settled (after
+The forest learns how the metrics of a group of devices (one kind and metric set) move together
+in normal operation, from their context features (residual z, short shift, spread per metric).
+The rows come from replaying each device's recent readings (`jobs.retrain`: its last hours, at
+least its last readings) through a fresh state with `features=True`, so they are exactly what the
+live detector computes. Rows are kept only once the device's scales have settled (after
 `SETTLE_READINGS`) and only where no alarm was open: a forest that learns a fault as normal
 stops seeing it.
 """
