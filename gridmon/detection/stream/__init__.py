@@ -2,7 +2,8 @@
 
 `params.py` (the one configuration), `state.py` (what a device carries), `calib.py`
 (self-calibrated thresholds), `kernel.py` (the compiled loop), `forest.py` (IsolationForest on
-context features), `run.py` (`run_device`), `episodes.py` (alarm runs → alert episodes).
+the relations between a device's metrics), `run.py` (`run_device`), `episodes.py` (alarm runs →
+alert episodes).
 
 Numba caches the compiled loop next to the sources, but only checks the file a function is
 defined in: a change to `calib.py` or to the layout constants in `state.py` would go unnoticed.
