@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -88,3 +90,19 @@ def test_the_tables_and_the_json_say_which_budget_scored(tmp_path: Path, fresh_s
     assert json.loads(result.output.strip().splitlines()[-1])["alarms_per_device_day"] == 0.1
     default = CliRunner().invoke(skab_eval, ["--data", str(tmp_path), "--no-forest", "--json"])
     assert json.loads(default.output.strip().splitlines()[-1])["alarms_per_device_day"] == 0.05
+
+
+def test_the_forest_is_trained_with_the_budget_it_is_scored_with() -> None:
+    # The training replay decides which rows are normal with the scoring parameters, as the
+    # retrain replays with the scan's: one forest per budget, not the first one cached.
+    rng = np.random.default_rng(3)
+    common = rng.normal(size=600)
+    train = pd.DataFrame(
+        {"ts": 1_767_225_600.0 + 10.0 * np.arange(600), "a": common + rng.normal(size=600), "b": common}
+    )
+    default = adapter._forest(train)
+    with adapter.alarm_budget(0.2):
+        other = adapter._forest(train)
+        assert adapter._forest(train) is other
+    assert default is not None and other is not None and other is not default
+    assert adapter._forest(train) is default

@@ -123,21 +123,25 @@ def _with_device(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _cache_key(train: pd.DataFrame) -> str:
+def _cache_key(train: pd.DataFrame, params: DetectorParams) -> str:
     digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(repr(params).encode())
     digest.update("\0".join(map(str, train.columns)).encode())
     digest.update(pd.util.hash_pandas_object(train, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
 def _forest(train: pd.DataFrame) -> FlatForest | None:
-    """The forest for these training rows (None when they give too few normal rows), trained once."""
-    key = _cache_key(train)
+    """The forest for these training rows (None when they give too few normal rows), trained once
+    per detector configuration: the rows are replayed with the parameters that score them, as the
+    retrain replays with the scan's."""
+    params = _params["detector"]
+    key = _cache_key(train, params)
     if key in _forests:
         _forests.move_to_end(key)
         return _forests[key]
     try:
-        model: FlatForest | None = train_flat_forest(normal_feature_rows(train))
+        model: FlatForest | None = train_flat_forest(normal_feature_rows(train, params=params))
     except InsufficientData:
         model = None
     _forests[key] = model
