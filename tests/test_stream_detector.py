@@ -223,6 +223,25 @@ def test_a_forest_alarm_ends_when_its_forest_is_no_longer_used() -> None:
     assert not out.flag.any() and state.dev[S.F_ALARM] == 0.0
 
 
+def test_the_forest_judges_only_readings_that_carry_every_metric() -> None:
+    rng = np.random.default_rng(17)
+    n = 1200
+    common = rng.normal(size=n)
+    x = np.stack([5.0 + common + 0.3 * rng.normal(size=n), 9.0 + common + 0.3 * rng.normal(size=n)], axis=1)
+    ts = T0 + 10.0 * np.arange(n)
+    replay = run_device(DeviceState.new(["a", "b"]), ts[:600], x[:600], features=True).features
+    assert replay is not None
+    forest = train_flat_forest(replay[200:])
+    state = DeviceState.new(["a", "b"])
+    run_device(state, ts[:1000], x[:1000], forest=forest)
+    counted = state.fcal[S.C_COUNT]
+    assert counted > 0
+    gap = x[1000:].copy()
+    gap[:, 1] = np.nan  # b stops reporting: a relation with one side missing is not judged
+    out = run_device(state, ts[1000:], gap, forest=forest)
+    assert state.fcal[S.C_COUNT] == counted and not out.flag.any()
+
+
 def test_a_forest_of_the_earlier_kind_is_not_used() -> None:
     forest = train_flat_forest(_related_pair(400, 14))
     assert ForestSet({"g": forest}, {}).for_group("g", 2) is forest

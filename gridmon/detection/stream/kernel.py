@@ -546,12 +546,14 @@ def run_kernel(  # type: ignore[no-untyped-def]
             dev[S.D_REC] = max(dev[S.D_REC] * rec_dec2, dscore)
         # ---- forest on the relation residuals of the context features
         fscore2 = 0.0
-        if has_forest and dcount > 0:
-            for j in range(k):
-                if not valid[j]:
-                    feats[3 * j] = 0.0
-                    feats[3 * j + 1] = 0.0
-                    feats[3 * j + 2] = 1.0
+        for j in range(k):
+            if not valid[j]:
+                feats[3 * j] = 0.0
+                feats[3 * j + 1] = 0.0
+                feats[3 * j + 2] = 1.0
+        # A relation is judged only on readings that carry every metric: with one side missing,
+        # its relation residuals would measure the gap, not the device (the alarm stays as it is)
+        if has_forest and dcount == k:
             _relation_residuals(feats, f_rel, f_rel_mean, k, rfeats)
             fs = _forest_score(
                 rfeats, f_feature, f_threshold, f_left, f_right, f_weight, f_roots, f_depth, f_norm, f32, f_at
@@ -686,5 +688,5 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     met[j, S.M_L1] += af * rc
         if dcount >= 2 and (not d_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
             _learn_score(dhist, dcal, dscore, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)
-        if has_forest and dcount > 0 and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
+        if has_forest and dcount == k and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
             _learn_score(fhist, fcal, fscore2, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)

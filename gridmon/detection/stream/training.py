@@ -39,8 +39,8 @@ def normal_feature_rows(frame: pd.DataFrame, *, params: DetectorParams = DEFAULT
     feats = result.output.features
     if feats is None or feats.shape[0] <= SETTLE_READINGS:
         return np.zeros((0, 3 * len(state.metrics)))
-    keep = ~result.output.flag
-    keep[:SETTLE_READINGS] = False
+    keep = ~result.output.flag & frame[list(state.metrics)].notna().all(axis=1).to_numpy()
+    keep[:SETTLE_READINGS] = False  # (a reading without every metric says nothing of their relation)
     return feats[keep]
 
 
