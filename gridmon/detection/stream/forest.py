@@ -178,9 +178,10 @@ def fit_relation(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block = rows[:, b::BASE_FEATURES]
         means[b] = block.mean(axis=0)
         cov = np.atleast_2d(np.cov(block, rowvar=False))
+        var = np.diag(cov)
+        moved = var > 1e-12
         # a metric that never moved in training (variance 0) gets unit variance: any move is news
-        diag = np.where(np.diag(cov) > 1e-12, np.diag(cov), 1.0)
-        cov = cov + np.diag(RIDGE * diag + np.where(np.diag(cov) > 1e-12, 0.0, 1.0))
+        cov = cov + np.diag(np.where(moved, RIDGE * var, 1.0 + RIDGE))
         prec = np.linalg.inv(cov)
         mats[b] = prec / np.sqrt(np.diag(prec))[:, None]
     return mats, means

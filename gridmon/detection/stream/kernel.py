@@ -124,6 +124,12 @@ def _relation_residuals(feats, rel, mean, k, out):  # type: ignore[no-untyped-de
             out[b * k + j] = acc
 
 
+@nb.njit(cache=True, inline="always")
+def _relation_size(rfeats, j, k):  # type: ignore[no-untyped-def]
+    """Metric j's largest relation residual (of z and of the short shift), in absolute value."""
+    return max(abs(rfeats[j]), abs(rfeats[k + j]))
+
+
 @nb.njit(cache=True)
 def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-untyped-def]
     w = dev[S.D_WEIGHT]
@@ -600,10 +606,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
             # at least half the largest one's (the two sides of a broken relation).
             top = 0.0
             for j in range(k):
-                rfeats[j] = max(abs(rfeats[j]), abs(rfeats[k + j])) if nrel > k else abs(rfeats[j])
-                top = max(top, rfeats[j])
+                top = max(top, _relation_size(rfeats, j, k))
             for j in range(k):
-                if valid[j] and rfeats[j] >= 0.5 * top:
+                if valid[j] and _relation_size(rfeats, j, k) >= 0.5 * top:
                     out_mflag[t, j] = True
         out_flag[t] = any_alarm
         _count_nuisance(dev, any_alarm, ratio, span)
