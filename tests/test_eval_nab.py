@@ -62,6 +62,7 @@ def test_hand_worked_file_score() -> None:
     # standard: 0.905148 + 0.11 · (−0.954045) − 1 = −0.199797
     assert std.raw == pytest.approx(-0.199797, abs=1e-6)
     assert (std.detections, std.windows_detected, std.false_onsets) == (3, 1, 1)
+    assert std.first_onsets == (7, None) and std.false_rows == (12,)
     # reward_low_FN: 0.905148 − 0.104945 − 2 = −1.199797
     assert score_file([7, 9, 12], windows, PROFILES["reward_low_FN"]).raw == pytest.approx(-1.199797, abs=1e-6)
     # no window before a false detection: −A_FP
@@ -122,6 +123,9 @@ def test_hand_worked_corpus(tmp_path: Path) -> None:
     files = {f["file"]: f for f in report["files"]}
     assert files["a/f1.csv"]["raw"]["standard"] == pytest.approx(-0.1998, abs=1e-4)
     assert files["a/f1.csv"]["probation"] == 3 and files["b/f2.csv"]["false_onsets"] == 1
+    # where: row 7 found the first window, the second was missed, row 12 was a false onset
+    assert files["a/f1.csv"]["window_onsets"] == [[5, 9, 7], [14, 15, None]]
+    assert files["a/f1.csv"]["false_onset_rows"] == [12] and files["b/f2.csv"]["false_onset_rows"] == [5]
     assert report["anchors"]["ARTime"] == 76.4
 
 

@@ -115,6 +115,12 @@ def score_rows(corpus: list[NabFile], verdicts: list[Verdict]) -> tuple[dict[str
                 "detections": std.detections,
                 "windows_detected": std.windows_detected,
                 "false_onsets": std.false_onsets,
+                # where: each window's rows and its first detection (None: missed), and the
+                # rows of the false onsets (rows of the file sorted by time)
+                "window_onsets": [
+                    [a, b, hit] for (a, b), hit in zip(item.windows, std.first_onsets, strict=True)
+                ],
+                "false_onset_rows": list(std.false_rows),
             }
         )
     row: dict[str, Any] = {name: normalized(totals[name], n_windows, PROFILES[name]) for name in PROFILES}

@@ -57,6 +57,10 @@ class FileScore:
     windows: int
     windows_detected: int
     false_onsets: int
+    first_onsets: tuple[int | None, ...] = ()
+    """Per window, the row of its earliest detection (None: missed)."""
+    false_rows: tuple[int, ...] = ()
+    """Rows of the detections outside every window."""
 
 
 def sigma(y: float) -> float:
@@ -117,14 +121,14 @@ def score_file(
     starts = [a for a, _ in windows]
     first: list[int | None] = [None] * len(windows)
     false_score = 0.0
-    false_onsets = 0
+    false_rows: list[int] = []
     for i in sorted(int(d) for d in detections):
         k = bisect.bisect_right(starts, i) - 1  # the last window starting at or before i
         if k >= 0 and i <= windows[k][1]:
             if first[k] is None:
                 first[k] = i
             continue
-        false_onsets += 1
+        false_rows.append(i)
         if k < 0:
             false_score -= profile.a_fp
             continue
@@ -144,7 +148,9 @@ def score_file(
         detections=len(detections),
         windows=len(windows),
         windows_detected=len(windows) - missed,
-        false_onsets=false_onsets,
+        false_onsets=len(false_rows),
+        first_onsets=tuple(first),
+        false_rows=tuple(false_rows),
     )
 
 
