@@ -54,13 +54,22 @@ class FileScore:
 
     raw: float
     detections: int
-    windows: int
-    windows_detected: int
-    false_onsets: int
-    first_onsets: tuple[int | None, ...] = ()
+    first_onsets: tuple[int | None, ...]
     """Per window, the row of its earliest detection (None: missed)."""
-    false_rows: tuple[int, ...] = ()
+    false_rows: tuple[int, ...]
     """Rows of the detections outside every window."""
+
+    @property
+    def windows(self) -> int:
+        return len(self.first_onsets)
+
+    @property
+    def windows_detected(self) -> int:
+        return sum(hit is not None for hit in self.first_onsets)
+
+    @property
+    def false_onsets(self) -> int:
+        return len(self.false_rows)
 
 
 def sigma(y: float) -> float:
@@ -146,9 +155,6 @@ def score_file(
     return FileScore(
         raw=raw,
         detections=len(detections),
-        windows=len(windows),
-        windows_detected=len(windows) - missed,
-        false_onsets=len(false_rows),
         first_onsets=tuple(first),
         false_rows=tuple(false_rows),
     )
