@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from gridmon.cli.eval_bench import noise_eval
-from gridmon.evaluation.noise import KINDS, NoiseSetup, evaluate_noise
+from gridmon.evaluation.noise import KINDS, NoiseSetup, _series, evaluate_noise
 
 
 def test_rows_add_up_and_the_trivial_rows_are_exact() -> None:
@@ -32,6 +33,22 @@ def test_rows_add_up_and_the_trivial_rows_are_exact() -> None:
     assert evaluate_noise(setup) == report  # fixed seed: the same figures
 
 
+def test_devices_of_several_metrics_report_them_all() -> None:
+    # two devices of three independent metrics at one reading a minute for two days
+    setup = NoiseSetup(devices=2, days=2.0, interval_s=60.0, seed=2, metrics=3)
+    report = evaluate_noise(setup)
+    assert report["setup"]["metrics"] == 3
+    rows = report["rows"]
+    for name, row in rows.items():
+        assert row["device_days"] == pytest.approx(4.0), name
+    assert rows["flag_everything"]["onsets"] == 2 and rows["null"]["onsets"] == 0
+    assert rows["gaussian"]["time_in_alarm_pct"] < 1.0
+    # each device's metrics are named and drawn independently
+    frame = _series([np.zeros(3), np.ones(3), np.full(3, 2.0)], 60.0)
+    assert list(frame.columns) == ["ts", "temperature", "metric2", "metric3"]
+    assert frame["metric3"].iloc[0] - frame["temperature"].iloc[0] == 2.0
+
+
 def test_less_than_a_day_has_no_later_rate() -> None:
     report = evaluate_noise(NoiseSetup(devices=1, days=0.25, interval_s=60.0))
     assert report["rows"]["null"]["later"] is None
@@ -44,13 +61,14 @@ def test_command_prints_the_table_budget_and_json_last() -> None:
     assert result.exit_code == 0, result.output
     assert "flag_everything" in result.output and "budget: 0.05 onsets per device-day" in result.output
     report = json.loads(result.output.strip().splitlines()[-1])
-    assert report["setup"] == {"devices": 1, "days": 0.5, "interval_s": 60.0, "seed": 0}
+    assert report["setup"] == {"devices": 1, "metrics": 1, "days": 0.5, "interval_s": 60.0, "seed": 0}
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--devices", "0"], "devices must be at least 1"),
+        (["--metrics", "0"], "metrics must be at least 1"),
         (["--interval", "0"], "interval must be positive"),
         (["--days", "0.0001", "--interval", "60"], "fewer than 2 readings"),
     ],

@@ -149,27 +149,32 @@ NOISE_COLUMNS = (
 
 @click.command("noise")
 @click.option("--devices", default=40, show_default=True, help="New devices per kind of noise.")
+@click.option("--metrics", default=1, show_default=True, help="Independent metrics per device (of the same noise).")
 @click.option("--days", default=3.0, show_default=True, help="Days each device reports.")
 @click.option("--interval", default=10.0, show_default=True, help="Seconds between readings.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON line.")
 @budget_option
-def noise_eval(devices: int, days: float, interval: float, seed: int, as_json: bool, budget: float | None) -> None:
+def noise_eval(
+    devices: int, metrics: int, days: float, interval: float, seed: int, as_json: bool, budget: float | None
+) -> None:
     """Alarm onsets of new devices on fault-free generated noise, against the alarm budget."""
     from gridmon.evaluation.adapter import alarm_budget
     from gridmon.evaluation.noise import NoiseSetup, evaluate_noise
 
     try:
         with alarm_budget(budget_of(budget)):
-            report = evaluate_noise(NoiseSetup(devices=devices, days=days, interval_s=interval, seed=seed))
+            setup = NoiseSetup(devices=devices, days=days, interval_s=interval, seed=seed, metrics=metrics)
+            report = evaluate_noise(setup)
     except ValueError as exc:
         _fail(exc)
         return
     if not as_json:
-        setup = report["setup"]
+        given = report["setup"]
+        per = f" of {given['metrics']} metrics" if given["metrics"] > 1 else ""
         click.echo(
-            f"{setup['devices']} new devices per kind, {setup['days']} days at {setup['interval_s']} s, no faults: "
-            "every onset is a false page"
+            f"{given['devices']} new devices{per} per kind, {given['days']} days at {given['interval_s']} s, "
+            "no faults: every onset is a false page"
         )
         click.echo(table(report["rows"], NOISE_COLUMNS))
         click.echo(f"budget: {report['budget_per_device_day']} onsets per device-day (--budget)")

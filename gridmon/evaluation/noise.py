@@ -3,8 +3,8 @@
 Every alarm on a fault-free series is a false page, so generated noise without any fault is
 the plainest test of the alarm budget (`DetectorParams.alarms_per_day`: 0.05 per device-day unless
 `--budget` or `GRIDMON_ALARMS_PER_DEVICE_DAY` says otherwise).
-For each kind of noise, `devices` new devices each report one metric every `interval_s`
-seconds for `days` days; each series goes through the evaluation adapter
+For each kind of noise, `devices` new devices each report `metrics` independent metrics of it
+(default one) every `interval_s` seconds for `days` days; each series goes through the evaluation adapter
 (`detect_series`, no training rows: a new device in the live system, where the minimum
 history `min_calibration` is all that keeps it quiet at first, and no safety limits: the
 values are not grid units). Per kind:
@@ -60,6 +60,7 @@ class NoiseSetup:
     days: float = 3.0
     interval_s: float = 10.0
     seed: int = 0
+    metrics: int = 1
 
     def readings(self) -> int:
         return round(self.days * DAY_S / self.interval_s)
@@ -67,15 +68,19 @@ class NoiseSetup:
     def check(self) -> None:
         if self.devices < 1:
             raise ValueError(f"devices must be at least 1, got {self.devices}")
+        if self.metrics < 1:
+            raise ValueError(f"metrics must be at least 1, got {self.metrics}")
         if self.interval_s <= 0:
             raise ValueError(f"interval must be positive, got {self.interval_s} s")
         if self.readings() < 2:
             raise ValueError(f"{self.days} days at {self.interval_s} s is fewer than 2 readings")
 
 
-def _series(values: np.ndarray, interval_s: float) -> pd.DataFrame:
-    ts = START_TS + interval_s * np.arange(values.size)
-    return pd.DataFrame({"ts": ts, "temperature": LEVEL + values})
+def _series(values: list[np.ndarray], interval_s: float) -> pd.DataFrame:
+    """One device: the first metric is a temperature, any others `metric2`, `metric3`, …"""
+    ts = START_TS + interval_s * np.arange(values[0].size)
+    columns = {"temperature" if j == 0 else f"metric{j + 1}": LEVEL + v for j, v in enumerate(values)}
+    return pd.DataFrame({"ts": ts, **columns})
 
 
 def _row(verdicts: list[Verdict], setup: NoiseSetup) -> dict[str, Any]:
@@ -112,12 +117,20 @@ def evaluate_noise(setup: NoiseSetup) -> dict[str, Any]:
     n = setup.readings()
     rows: dict[str, Any] = {}
     for kind, generate in KINDS.items():
-        series = [_series(generate(rng, n), setup.interval_s) for _ in range(setup.devices)]
+        series = [
+            _series([generate(rng, n) for _ in range(setup.metrics)], setup.interval_s) for _ in range(setup.devices)
+        ]
         rows[kind] = _row([detect_series(frame, 0, safety=False) for frame in series], setup)
     rows["null"] = _row([null_verdict(n)] * setup.devices, setup)
     rows["flag_everything"] = _row([everything_verdict(n, 0)] * setup.devices, setup)
     return {
         "rows": rows,
         "budget_per_device_day": detector_params().alarms_per_day,
-        "setup": {"devices": setup.devices, "days": setup.days, "interval_s": setup.interval_s, "seed": setup.seed},
+        "setup": {
+            "devices": setup.devices,
+            "metrics": setup.metrics,
+            "days": setup.days,
+            "interval_s": setup.interval_s,
+            "seed": setup.seed,
+        },
     }

@@ -38,7 +38,7 @@ import numba as nb
 import numpy as np
 
 from gridmon.detection.stream import state as S
-from gridmon.detection.stream.calib import hbin, threshold
+from gridmon.detection.stream.calib import hbin, thresholds
 from gridmon.domain.units import DAY_S
 
 # Parameter positions (DetectorParams declaration order).
@@ -65,6 +65,16 @@ SLOTS_PER_HOUR = S.SEASON_SLOTS // S.HOURS
 # Trigger codes written to `out_trigger` at an onset: metric * 8 + score, or these.
 TRIGGER_DEVICE = 1000
 TRIGGER_FOREST = 1001
+TRIGGER_RELATION = 1002
+# The relation score's covariance: ridge added to its diagonal before inverting (a share of each
+# variance: two metrics that always move together stay invertible); the floor of each variance (a
+# metric's z has a mean square of about 1 or more by construction, its scale being the mean
+# absolute residual: a variance far below it is a metric that hardly moved, whose first move must
+# not count as hundreds of standard deviations); and the clip of the z it learns from (a wild
+# reading moves it no more than a 10-scale one)
+RELATION_RIDGE = 0.05
+RELATION_VAR_FLOOR = 0.1
+RELATION_CLIP = 10.0
 
 
 @nb.njit(cache=True, inline="always")
@@ -131,12 +141,14 @@ def _relation_size(rfeats, j, k):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal):  # type: ignore[no-untyped-def]
+def _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal, rhist, rcal):  # type: ignore[no-untyped-def]
     w = dev[S.D_WEIGHT]
     inv = 1.0 / w
     hist *= np.float32(inv)
     dhist *= np.float32(inv)
     fhist *= np.float32(inv)
+    rhist *= np.float32(inv)
+    rcal[S.C_TOTAL] *= inv
     cal[:, :, :, S.C_TOTAL] *= inv
     cal[:, :, :, S.C_REP1] *= inv
     cal[:, :, :, S.C_REP2] *= inv
@@ -189,8 +201,7 @@ def _learn_score(h, c, x2, raw2, w, count_min, q, p_on, band_p, gmax, max_decay,
     if c[S.C_COUNT] >= count_min and (c[S.C_SINCE] >= RECOMPUTE_EVERY or c[S.C_THR] == 0.0):
         c[S.C_SINCE] = -phase if c[S.C_THR] == 0.0 else 0.0
         qq = min(max(50.0 / c[S.C_COUNT], 1e-3), q)
-        c[S.C_THR] = threshold(h, c[S.C_TOTAL], w, qq, p_on, gmax, c[S.C_MAX])
-        c[S.C_BAND] = threshold(h, c[S.C_TOTAL], w, qq, band_p, gmax, c[S.C_MAX])
+        c[S.C_THR], c[S.C_BAND] = thresholds(h, c[S.C_TOTAL], w, qq, p_on, band_p, gmax, c[S.C_MAX])
 
 
 @nb.njit(cache=True, inline="always")
@@ -253,6 +264,59 @@ def _count_nuisance(dev, any_alarm, ratio, span):  # type: ignore[no-untyped-def
 
 
 @nb.njit(cache=True)
+def _forget_relation(dev, rel, rhist, rcal):  # type: ignore[no-untyped-def]
+    """The relation score starts again: its covariance, histogram, calibration and alarm."""
+    rel[:, :] = 0.0
+    rhist[:] = 0.0
+    rcal[:] = 0.0
+    for slot in (S.R_ALARM, S.R_BELOW, S.R_OPEN, S.R_REC, S.R_N, S.R_SINCE):
+        dev[slot] = 0.0
+
+
+@nb.njit(cache=True, inline="always")
+def _learn_relation(rel, dev, feats, k, a, first, m):  # type: ignore[no-untyped-def]
+    """One normal reading into the running mean and covariance of the metrics' z (exponentially
+    weighted with `a`); the precision is refitted after `first` readings and then every
+    RECOMPUTE_EVERY, from the covariance with a floor and a ridge on its diagonal (by Gauss-Jordan
+    elimination in place: the matrix is symmetric positive definite, so no pivoting is needed,
+    and nothing is allocated)."""
+    mc = 2 * k
+    for i in range(k):
+        zi = min(max(feats[3 * i], -RELATION_CLIP), RELATION_CLIP)
+        m[i, 0] = zi - rel[i, mc]  # the deviation from the mean before this reading
+    keep = 1.0 - a
+    for i in range(k):
+        adi = a * m[i, 0]
+        for j in range(i, k):
+            v = keep * (rel[i, j] + adi * m[j, 0])
+            rel[i, j] = v
+            rel[j, i] = v
+        rel[i, mc] += adi
+    dev[S.R_N] += 1.0
+    dev[S.R_SINCE] += 1.0
+    if dev[S.R_N] == first or (dev[S.R_N] > first and dev[S.R_SINCE] >= RECOMPUTE_EVERY):
+        dev[S.R_SINCE] = 0.0
+        for i in range(k):
+            for j in range(k):
+                m[i, j] = rel[i, j]
+            m[i, i] = max(rel[i, i], RELATION_VAR_FLOOR) * (1.0 + RELATION_RIDGE)
+        for i in range(k):
+            for j in range(k):
+                rel[i, k + j] = 1.0 if i == j else 0.0
+        for c in range(k):
+            piv = 1.0 / m[c, c]
+            for j in range(k):
+                m[c, j] *= piv
+                rel[c, k + j] *= piv
+            for r in range(k):
+                f = m[r, c]
+                if r != c and f != 0.0:
+                    for j in range(k):
+                        m[r, j] -= f * m[c, j]
+                        rel[r, k + j] -= f * rel[c, k + j]
+
+
+@nb.njit(cache=True)
 def run_kernel(  # type: ignore[no-untyped-def]
     ts,
     X,
@@ -269,6 +333,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
     dcal,
     fhist,
     fcal,
+    rel,
+    rhist,
+    rcal,
     f_feature,
     f_threshold,
     f_left,
@@ -304,7 +371,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
     phase = P[P_REFIT_PHASE]
     accept = P[P_ACCEPT]
     has_forest = f_norm > 0.0
-    ntests = k * S.N_SCORES + (1 if k >= 2 else 0) + (1 if has_forest else 0)
+    # per metric its scores; per device of two metrics or more the shift energy and the relation
+    ntests = k * S.N_SCORES + (2 if k >= 2 else 0) + (1 if has_forest else 0)
     R = ring.shape[1]
     RW = wring.shape[1]
     nfeat = 3 * k
@@ -325,6 +393,9 @@ def run_kernel(  # type: ignore[no-untyped-def]
     seas_d = np.zeros(k)
     seas_w = np.zeros(k)
     has_w = np.zeros(k, np.bool_)
+    zr = np.zeros(k)  # the metrics' z less their running mean (relation score)
+    pz = np.zeros(k)  # the precision times zr: (P·zr)ⱼ·zrⱼ is metric j's share of T²
+    rfit = np.zeros((k, k))
     for t in range(n):
         now = ts[t]
         # ---- clock: cadence, decay weight, seasonal slots
@@ -345,7 +416,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
         if gap > 0.0:
             dev[S.D_WEIGHT] *= 2.0 ** (gap / P[P_CAL_HALFLIFE])
             if dev[S.D_WEIGHT] > 1e20:
-                _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal)
+                _renormalise(dev, hist, cal, dhist, dcal, fhist, fcal, rhist, rcal)
         w = dev[S.D_WEIGHT]
         inv_w = 1.0 / w
         rec_half = max(P[P_REC_S], P[P_REC_N] * dt)
@@ -443,6 +514,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     # let grow by a fraction per reading, and scores of astronomic size would
                     # fill its histograms: it would be blind for days. It starts learning afresh.
                     _forget_variation(met, fam, cal, hist, j)
+                    # and so does the relation score: its covariance learnt the metric constant
+                    _forget_relation(dev, rel, rhist, rcal)
             met[j, S.M_PREV] = x
             for f in range(2):
                 if f == 1 and not has_s[j]:
@@ -466,8 +539,12 @@ def run_kernel(  # type: ignore[no-untyped-def]
             s = 1 if (has_s[j] and met[j, S.M_NAB] > 50.0 and seasonal_better and calibrated) else 0
             sel[j] = s
             met[j, S.M_SEL] = s
-            dsum += fam[j, s, S.F_EWZ] ** 2
-            dcount += 1
+            if fam[j, s, S.F_COUNT] >= wc:
+                # device-level scores (shift energy, forest, relation) judge the metrics past their
+                # warm-up: a metric new to the device, or learning its variation afresh, has no
+                # meaningful z yet (its first readings against a level that starts at one value)
+                dsum += fam[j, s, S.F_EWZ] ** 2
+                dcount += 1
             feats[3 * j] = resid[j, s] / max(fam[j, s, S.F_SCALE], floor)
             feats[3 * j + 1] = fam[j, s, S.F_EWZ] * sq_s
             feats[3 * j + 2] = fam[j, s, S.F_EA]
@@ -586,8 +663,37 @@ def run_kernel(  # type: ignore[no-untyped-def]
         if out_features.shape[0] == n:
             for c2 in range(nfeat):
                 out_features[t, c2] = feats[c2]
+        # ---- relation: Hotelling's T² of the metrics' z on their running covariance. A reading
+        # whose metrics have each moved within their own band, but not as they move together
+        # (a temperature at its expected value while the load it follows has dropped), is far
+        # out here. Judged, like the forest, on readings that carry every metric.
+        rscore = 0.0
+        r_scored = k >= 2 and dcount == k and dev[S.R_N] >= P[P_SPAN_LONG]
+        if r_scored:
+            for j in range(k):
+                zr[j] = feats[3 * j] - rel[j, 2 * k]
+            for i2 in range(k):
+                acc = 0.0
+                for j in range(k):
+                    acc += rel[i2, k + j] * zr[j]
+                pz[i2] = acc
+                rscore += zr[i2] * acc
+            rscore = max(rscore, 0.0)
+            if rcal[S.C_COUNT] >= min_cal and rcal[S.C_THR] > 0.0:
+                ratio = max(ratio, math.sqrt(rscore / rcal[S.C_THR]))
+                if dev[S.R_ALARM] > 0.0:
+                    dev[S.R_BELOW] = dev[S.R_BELOW] + 1.0 if rscore <= rcal[S.C_BAND] else 0.0
+                    if dev[S.R_BELOW] >= off_n:
+                        dev[S.R_ALARM] = 0.0
+                elif t >= start and rscore > rcal[S.C_THR] and rscore > dev[S.R_REC]:
+                    dev[S.R_ALARM] = 1.0
+                    dev[S.R_BELOW] = 0.0
+                    dev[S.R_OPEN] = now
+                    if trigger < 0:
+                        trigger = TRIGGER_RELATION
+                dev[S.R_REC] = max(dev[S.R_REC] * rec_dec2, rscore)
         # ---- outputs
-        device_alarm = dev[S.D_ALARM] > 0.0 or dev[S.F_ALARM] > 0.0
+        device_alarm = dev[S.D_ALARM] > 0.0 or dev[S.F_ALARM] > 0.0 or dev[S.R_ALARM] > 0.0
         any_alarm = device_alarm
         for j in range(k):
             if met[j, S.M_ALARM] > 0.0:
@@ -610,6 +716,14 @@ def run_kernel(  # type: ignore[no-untyped-def]
             for j in range(k):
                 if valid[j] and _relation_size(rfeats, j, k) >= 0.5 * top:
                     out_mflag[t, j] = True
+        if dev[S.R_ALARM] > 0.0 and r_scored:
+            # T²'s alarm names the metrics carrying at least half of the largest share of it
+            top = 0.0
+            for j in range(k):
+                top = max(top, zr[j] * pz[j])
+            for j in range(k):
+                if zr[j] * pz[j] >= 0.5 * top:
+                    out_mflag[t, j] = True
         out_flag[t] = any_alarm
         _count_nuisance(dev, any_alarm, ratio, span)
         out_ratio[t] = ratio
@@ -617,6 +731,11 @@ def run_kernel(  # type: ignore[no-untyped-def]
         # ---- learning (normal readings; conditions older than `accept` again)
         d_frozen = dev[S.D_ALARM] > 0.0 and now - dev[S.D_OPEN] <= accept
         f_frozen = dev[S.F_ALARM] > 0.0 and now - dev[S.F_OPEN] <= accept
+        r_frozen = dev[S.R_ALARM] > 0.0 and now - dev[S.R_OPEN] <= accept
+        r_learn = k >= 2 and dcount == k and not r_frozen and dev[S.D_N] > wc
+        for j in range(k):
+            if met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept:
+                r_learn = False  # a metric's fault is not how the metrics move together
         for j in range(k):
             if not valid[j]:
                 continue
@@ -695,3 +814,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             _learn_score(dhist, dcal, dscore, dscore, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)
         if has_forest and dcount == k and (not f_frozen) and dev[S.D_N] > wc + P[P_SPAN_LONG]:
             _learn_score(fhist, fcal, fscore2, fscore2, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)
+        if r_learn:
+            if r_scored:
+                _learn_score(rhist, rcal, rscore, rscore, w, min_cal, q, p_on, band_p, gmax, max_decay, phase)
+            _learn_relation(rel, dev, feats, k, max(1.0 / (dev[S.R_N] + 1.0), dt / P[P_TAU_SLOW]), P[P_SPAN_LONG], rfit)

@@ -74,7 +74,7 @@ def run_device(
     run_kernel(
         ts, x, int(start), _param_array(params),
         state.dev, state.met, state.fam, state.hist, state.cal, state.ring, state.wring,
-        state.dhist, state.dcal, state.fhist, state.fcal,
+        state.dhist, state.dcal, state.fhist, state.fcal, state.rel, state.rhist, state.rcal,
         fr.feature, fr.threshold, fr.left, fr.right, fr.weight, fr.roots, fr.depth, fr.norm,
         fr.relation, fr.relation_mean,
         out.flag, out.metric_flag, out.ratio, out.expected, out.halfband, out.trigger, out.features,

@@ -9,7 +9,9 @@ Per device: `dev` (cadence, clock, device-level alarms). Per metric (`met`), per
 expectation model (`fam`: 0 = recent level, 1 = seasonal), per score (`cal` + `hist`), and the
 seasonal ring of the last days' time-of-day means (`ring`) and the weekly ring of the last
 weeks' hourly means (`wring`). The device shift-energy score and
-the forest score have a histogram and calibration row each (`dhist`/`dcal`, `fhist`/`fcal`).
+the forest score have a histogram and calibration row each (`dhist`/`dcal`, `fhist`/`fcal`), and
+so has the relation score (`rhist`/`rcal`), whose running mean, covariance and precision of the
+metrics' z are `rel` (k × (2k + 1): covariance, precision, mean).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from gridmon.detection.stream.calib import NB
 
-STATE_VERSION = 6
+STATE_VERSION = 7
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
@@ -37,8 +39,12 @@ E_START, E_PEAK, E_PEAK_TS, E_LAST = 15, 16, 17, 18
 # low, short alarm episodes and decayed watched days; the open episode's first reading, peak
 # ratio and last clear (reading numbers); whether the previous reading was in alarm
 D_NUISANCE, D_WATCHED, D_EPISODE_N, D_EPISODE_PEAK, D_CLEAR_N, D_IN_ALARM = 19, 20, 21, 22, 23, 24
-N_DEV = 25
+# the relation score (Hotelling's T² of the metrics' z): its alarm, as D_* for the shift energy,
+# the readings its covariance has learnt and the ones since its precision was last fitted
+R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE = 25, 26, 27, 28, 29, 30
+N_DEV = 31
 N_DEV_V3 = 19  # states written before the nuisance rate (version 3): read with these slots zero
+N_DEV_V6 = 25  # states of versions 4 to 6, before the relation score
 
 # met[j]
 M_NJ, M_NU, M_L0, M_L1, M_RUN, M_PREV, M_ALARM, M_BELOW, M_OPEN = 0, 1, 2, 3, 4, 5, 6, 7, 8
@@ -95,6 +101,9 @@ class DeviceState:
     dcal: np.ndarray
     fhist: np.ndarray
     fcal: np.ndarray
+    rel: np.ndarray
+    rhist: np.ndarray
+    rcal: np.ndarray
 
     @classmethod
     def new(cls, metrics: tuple[str, ...] | list[str]) -> DeviceState:
@@ -123,19 +132,25 @@ class DeviceState:
             dcal=np.zeros(N_CAL),
             fhist=np.zeros(NB, dtype=np.float32),
             fcal=np.zeros(N_CAL),
+            rel=np.zeros((k, 2 * k + 1)),
+            rhist=np.zeros(NB, dtype=np.float32),
+            rcal=np.zeros(N_CAL),
         )
 
     def with_metrics(self, metrics: tuple[str, ...] | list[str]) -> DeviceState:
         """This state extended by metrics it has not seen yet (fresh rows for them); existing
         metrics keep their state. Metrics are never dropped: a metric missing from a batch is
-        simply not updated."""
+        simply not updated. The relation score starts afresh: its covariance spans every metric."""
         extra = [m for m in metrics if m not in self.metrics]
         if not extra:
             return self
         fresh = DeviceState.new(extra)
+        dev = self.dev.copy()
+        dev[[R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE]] = 0.0
+        k = len(self.metrics) + len(extra)
         return DeviceState(
             metrics=self.metrics + tuple(extra),
-            dev=self.dev,
+            dev=dev,
             met=np.concatenate([self.met, fresh.met]),
             fam=np.concatenate([self.fam, fresh.fam]),
             hist=np.concatenate([self.hist, fresh.hist]),
@@ -146,6 +161,9 @@ class DeviceState:
             dcal=self.dcal,
             fhist=self.fhist,
             fcal=self.fcal,
+            rel=np.zeros((k, 2 * k + 1)),
+            rhist=np.zeros(NB, dtype=np.float32),
+            rcal=np.zeros(N_CAL),
         )
 
     def copy(self) -> DeviceState:
@@ -167,6 +185,9 @@ class DeviceState:
             self.dcal,
             self.fhist,
             self.fcal,
+            self.rel,
+            self.rhist,
+            self.rcal,
         )
 
     def reset_forest(self) -> None:
@@ -194,13 +215,13 @@ class DeviceState:
     @classmethod
     def from_bytes(cls, blob: bytes) -> DeviceState | None:
         """The state in `blob`, or None when it was written by an unknown state version.
-        States of versions 3 to 5 are read with what later versions added at its start
-        (zero slots, an empty weekly ring)."""
+        States of versions 3 to 6 are read with what later versions added at its start
+        (zero slots, an empty weekly ring, a relation score that has learnt nothing)."""
         raw = bytearray(zlib.decompress(blob))
         if raw[:4] != _MAGIC:
             return None
         version, size = struct.unpack_from("<HI", raw, 4)
-        if version not in (3, 4, 5, STATE_VERSION):
+        if version not in (3, 4, 5, 6, STATE_VERSION):
             return None
         at = 10 + size
         metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
@@ -234,7 +255,7 @@ def _layout(k: int, version: int = STATE_VERSION) -> list[tuple[str, type, tuple
     f32, f64 = np.float32, np.float64
     ncal = N_CAL_V5 if version < 6 else N_CAL
     items: list[tuple[str, type, tuple[int, ...]]] = [
-        ("dev", f64, (N_DEV_V3 if version == 3 else N_DEV,)),
+        ("dev", f64, (N_DEV_V3 if version == 3 else N_DEV_V6 if version < 7 else N_DEV,)),
         ("met", f64, (k, N_MET_V4 if version < 5 else N_MET_V5 if version == 5 else N_MET)),
         ("fam", f64, (k, FAMILIES, N_FAM)),
         ("hist", f32, (k, FAMILIES, N_SCORES, NB)),
@@ -244,4 +265,6 @@ def _layout(k: int, version: int = STATE_VERSION) -> list[tuple[str, type, tuple
     if version >= 5:
         items.append(("wring", f32, (k, WEEK_RING_DAYS, HOURS)))
     items += [("dhist", f32, (NB,)), ("dcal", f64, (ncal,)), ("fhist", f32, (NB,)), ("fcal", f64, (ncal,))]
+    if version >= 7:
+        items += [("rel", f64, (k, 2 * k + 1)), ("rhist", f32, (NB,)), ("rcal", f64, (ncal,))]
     return items
