@@ -263,6 +263,26 @@ def _count_nuisance(dev, any_alarm, ratio, span):  # type: ignore[no-untyped-def
     dev[S.D_IN_ALARM] = 1.0 if any_alarm else 0.0
 
 
+@nb.njit(cache=True, inline="always")
+def _device_alarm(dev, a, score, c, off_n, may_open, now, rec_dec2):  # type: ignore[no-untyped-def]
+    """The alarm of a device-level score (shift energy, forest, relation) in the slots from `a`:
+    alarm, readings inside the band, opening time, recent peak. It opens when the score is beyond
+    its threshold and its recent peak (and `may_open`), clears after `off_n` readings inside its
+    band. True when it opened at this reading."""
+    opened = False
+    if dev[a] > 0.0:
+        dev[a + 1] = dev[a + 1] + 1.0 if score <= c[S.C_BAND] else 0.0
+        if dev[a + 1] >= off_n:
+            dev[a] = 0.0
+    elif may_open and score > c[S.C_THR] and score > dev[a + 3]:
+        dev[a] = 1.0
+        dev[a + 1] = 0.0
+        dev[a + 2] = now
+        opened = True
+    dev[a + 3] = max(dev[a + 3] * rec_dec2, score)
+    return opened
+
+
 @nb.njit(cache=True)
 def _forget_relation(dev, rel, rhist, rcal):  # type: ignore[no-untyped-def]
     """The relation score starts again: its covariance, histogram, calibration and alarm."""
@@ -616,17 +636,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
         dscore = dsum * span / dcount if dcount > 0 else 0.0
         if dcount > 0 and dcal[S.C_COUNT] >= min_cal and dcal[S.C_THR] > 0.0 and (dcount >= 2 or dev[S.D_ALARM] > 0.0):
             ratio = max(ratio, math.sqrt(dscore / dcal[S.C_THR]))
-            if dev[S.D_ALARM] > 0.0:
-                dev[S.D_BELOW] = dev[S.D_BELOW] + 1.0 if dscore <= dcal[S.C_BAND] else 0.0
-                if dev[S.D_BELOW] >= off_n:
-                    dev[S.D_ALARM] = 0.0
-            elif t >= start and dscore > dcal[S.C_THR] and dscore > dev[S.D_REC]:
-                dev[S.D_ALARM] = 1.0
-                dev[S.D_BELOW] = 0.0
-                dev[S.D_OPEN] = now
-                if trigger < 0:
-                    trigger = TRIGGER_DEVICE
-            dev[S.D_REC] = max(dev[S.D_REC] * rec_dec2, dscore)
+            if _device_alarm(dev, S.D_ALARM, dscore, dcal, off_n, t >= start, now, rec_dec2) and trigger < 0:
+                trigger = TRIGGER_DEVICE
         # ---- forest on the relation residuals of the context features
         fscore2 = 0.0
         for j in range(k):
@@ -647,17 +658,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
             fscore2 = fo * fo
             if fcal[S.C_COUNT] >= min_cal and fcal[S.C_THR] > 0.0:
                 ratio = max(ratio, math.sqrt(fscore2 / fcal[S.C_THR]))
-                if dev[S.F_ALARM] > 0.0:
-                    dev[S.F_BELOW] = dev[S.F_BELOW] + 1.0 if fscore2 <= fcal[S.C_BAND] else 0.0
-                    if dev[S.F_BELOW] >= off_n:
-                        dev[S.F_ALARM] = 0.0
-                elif t >= start and fscore2 > fcal[S.C_THR] and fscore2 > dev[S.F_REC]:
-                    dev[S.F_ALARM] = 1.0
-                    dev[S.F_BELOW] = 0.0
-                    dev[S.F_OPEN] = now
-                    if trigger < 0:
-                        trigger = TRIGGER_FOREST
-                dev[S.F_REC] = max(dev[S.F_REC] * rec_dec2, fscore2)
+                if _device_alarm(dev, S.F_ALARM, fscore2, fcal, off_n, t >= start, now, rec_dec2) and trigger < 0:
+                    trigger = TRIGGER_FOREST
         elif not has_forest:
             dev[S.F_ALARM] = 0.0  # the forest it came from is no longer in use
         if out_features.shape[0] == n:
@@ -681,17 +683,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
             rscore = max(rscore, 0.0)
             if rcal[S.C_COUNT] >= min_cal and rcal[S.C_THR] > 0.0:
                 ratio = max(ratio, math.sqrt(rscore / rcal[S.C_THR]))
-                if dev[S.R_ALARM] > 0.0:
-                    dev[S.R_BELOW] = dev[S.R_BELOW] + 1.0 if rscore <= rcal[S.C_BAND] else 0.0
-                    if dev[S.R_BELOW] >= off_n:
-                        dev[S.R_ALARM] = 0.0
-                elif t >= start and rscore > rcal[S.C_THR] and rscore > dev[S.R_REC]:
-                    dev[S.R_ALARM] = 1.0
-                    dev[S.R_BELOW] = 0.0
-                    dev[S.R_OPEN] = now
-                    if trigger < 0:
-                        trigger = TRIGGER_RELATION
-                dev[S.R_REC] = max(dev[S.R_REC] * rec_dec2, rscore)
+                if _device_alarm(dev, S.R_ALARM, rscore, rcal, off_n, t >= start, now, rec_dec2) and trigger < 0:
+                    trigger = TRIGGER_RELATION
         # ---- outputs
         device_alarm = dev[S.D_ALARM] > 0.0 or dev[S.F_ALARM] > 0.0 or dev[S.R_ALARM] > 0.0
         any_alarm = device_alarm

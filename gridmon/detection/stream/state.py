@@ -30,6 +30,8 @@ STATE_VERSION = 7
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
+# each device-level score's alarm: four consecutive slots (alarm, readings inside its band, opening
+# time, recent peak), in this order (kernel `_device_alarm`)
 D_ALARM, D_BELOW, D_OPEN, D_REC = 7, 8, 9, 10
 F_ALARM, F_BELOW, F_OPEN, F_REC = 11, 12, 13, 14
 # episode bookkeeping written by the Python side (open alert of the device); E_PEAK and
