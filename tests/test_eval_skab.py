@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from gridmon.cli.eval_bench import skab_eval
 from gridmon.evaluation.adapter import Verdict
-from gridmon.evaluation.skab import SkabFile, evaluate_skab, load_skab, score_rows
+from gridmon.evaluation.skab import SkabFile, evaluate_skab, load_skab, score_rows, where_it_errs
 
 CHANNELS = (
     "Accelerometer1RMS",
@@ -67,6 +67,27 @@ def test_toy_file_by_hand(tmp_path: Path) -> None:
     # S = 1.556742; S_null = −2, S_perfect = 2·tanh(2.5) = 1.973229 → 100·3.556742/3.973229 = 89.518
     assert row["changepoint_nab_standard"] == pytest.approx(89.518, abs=1e-3)
     assert row["detected_changepoints"] == 4
+    # false rows 8, 9 come before the labelled rows 10–14, row 17 after them; the first window
+    # lies in the fault with an alarm standing at row 9, the second marks the fault's end
+    where = where_it_errs(files[0], Verdict(flags, flags.astype(float)), train_rows=4)
+    assert (where["fp_before_fault"], where["fp_after_fault"]) == (2, 1)
+    assert where["window_changes"] == [
+        {"start": 10, "end": 14, "in_fault": True, "alarm_before": True, "change": 13},
+        {"start": 15, "end": 19, "in_fault": False, "alarm_before": False, "change": 17},
+    ]
+    assert (row["fp_before_fault"], row["fp_after_fault"]) == (2, 1)
+    assert row["cp_missed_in_fault_alarm_standing"] == row["cp_missed_end_alarm_off"] == 0
+    quiet = where_it_errs(files[0], Verdict(np.zeros(20, dtype=bool), np.zeros(20)), train_rows=4)
+    assert quiet["fp_before_fault"] == quiet["fp_after_fault"] == 0
+    assert [w["change"] for w in quiet["window_changes"]] == [None, None]
+    # an alarm from row 6 to the end: the fault's window is missed under it, its end too
+    standing = np.zeros(20, dtype=bool)
+    standing[6:] = True
+    missed = score_rows(files, [Verdict(standing, standing.astype(float))], train_rows=4)
+    assert (missed["fp_before_fault"], missed["fp_after_fault"]) == (4, 5)
+    assert missed["cp_missed_in_fault_alarm_standing"] == missed["cp_missed_end_alarm_on"] == 1
+    nothing = score_rows(files, [Verdict(np.zeros(20, dtype=bool), np.zeros(20))], train_rows=4)
+    assert nothing["cp_missed_in_fault_no_alarm"] == nothing["cp_missed_end_alarm_off"] == 1
 
     everything = np.zeros(20, dtype=bool)
     everything[4:] = True
@@ -87,6 +108,9 @@ def test_command_prints_trivial_rows_anchors_and_json_last(tmp_path: Path) -> No
     assert rows["flag_everything"]["far_pct"] == 100.0
     assert rows["flag_everything"]["f1"] == pytest.approx(60 / (60 + 240 / 2))
     assert 0.0 <= rows["gridmon"]["f1"] <= 1.0 and report["corpus"]["files"] == 1
+    (item,) = report["files"]
+    assert item["fp_before_fault"] + item["fp_after_fault"] == item["fp"]  # one fault: no false row inside it
+    assert [(w["start"], w["in_fault"]) for w in item["window_changes"]] == [(500, True), (560, False)]
 
 
 def test_files_without_labels_only_are_an_error(tmp_path: Path) -> None:

@@ -15,6 +15,12 @@ Per file, the first `TRAIN_ROWS` (400) rows train the detector (through
   the flag state changes (on or off), as SKAB derives changepoints from outlier predictions.
   Normalized over all files.
 
+Every row also says where the errors lie (`where_it_errs`): false rows before the labelled
+fault and after it (its aftermath), and the missed changepoint windows by kind — inside a fault
+with an alarm already standing (one alarm per condition does not change state there), inside a
+fault with none, at a fault's end with the alarm still on, or already off. Per file the report
+lists each changepoint window's first change of flag state.
+
 The null and flag-everything detectors are scored the same way in the same run; `ANCHORS` are
 SKAB's published leaderboard (all 34 files), for reading the figures.
 """
@@ -129,6 +135,10 @@ def score_rows(files: list[SkabFile], verdicts: list[Verdict], *, train_rows: in
         n_windows += len(item.cp_windows)
         changepoints += len(found)
     scores = pointwise_scores(totals)
+    where = {key: 0 for key in ERROR_KEYS}
+    for item, verdict in zip(files, verdicts, strict=True):
+        for key, value in error_counts(where_it_errs(item, verdict, train_rows=train_rows)).items():
+            where[key] += value
     return {
         "f1": scores["f1"],
         "far_pct": 100.0 * scores["far"],
@@ -137,7 +147,67 @@ def score_rows(files: list[SkabFile], verdicts: list[Verdict], *, train_rows: in
         **totals,
         "detected_changepoints": changepoints,
         "changepoint_windows": n_windows,
+        **where,
     }
+
+
+def where_it_errs(item: SkabFile, verdict: Verdict, *, train_rows: int = TRAIN_ROWS) -> dict[str, Any]:
+    """Where one file's errors lie: its false rows before the first labelled row and after the
+    last one (a labelled fault's aftermath), and per changepoint window its first change of flag
+    state (None: missed), whether the window lies in a labelled fault (or marks its end) and
+    whether an alarm stood at the row before it (a window inside a fault that an alarm already
+    covers is missed unless the alarm clears or re-opens in it)."""
+    flags = np.asarray(verdict.flags, dtype=bool).copy()
+    flags[:train_rows] = False
+    labelled = np.flatnonzero(item.anomaly[train_rows:]) + train_rows
+    false_rows = flags & ~item.anomaly
+    if len(labelled):
+        before = int(false_rows[: labelled[0]].sum())
+        after = int(false_rows[labelled[-1] + 1 :].sum())
+    else:
+        before, after = int(false_rows.sum()), 0
+    found = changes(verdict.flags, train_rows)
+    windows = []
+    for start, end in item.cp_windows:
+        inside = found[(found >= start) & (found <= end)]
+        windows.append(
+            {
+                "start": start,
+                "end": end,
+                "in_fault": bool(item.anomaly[start]),
+                "alarm_before": bool(flags[start - 1]) if start > 0 else False,
+                "change": int(inside[0]) if len(inside) else None,
+            }
+        )
+    return {"fp_before_fault": before, "fp_after_fault": after, "window_changes": windows}
+
+
+ERROR_KEYS = (
+    "fp_before_fault",
+    "fp_after_fault",
+    "cp_missed_in_fault_alarm_standing",
+    "cp_missed_in_fault_no_alarm",
+    "cp_missed_end_alarm_on",
+    "cp_missed_end_alarm_off",
+)
+
+
+def error_counts(where: dict[str, Any]) -> dict[str, int]:
+    """`where_it_errs` as counts: false rows before and after the fault, and the missed
+    changepoint windows by kind (in a fault or at its end; an alarm standing before it or not)."""
+    counts = {key: 0 for key in ERROR_KEYS}
+    counts["fp_before_fault"] = where["fp_before_fault"]
+    counts["fp_after_fault"] = where["fp_after_fault"]
+    for window in where["window_changes"]:
+        if window["change"] is not None:
+            continue
+        place = "in_fault" if window["in_fault"] else "end"
+        if window["in_fault"]:
+            state = "alarm_standing" if window["alarm_before"] else "no_alarm"
+        else:
+            state = "alarm_on" if window["alarm_before"] else "alarm_off"
+        counts[f"cp_missed_{place}_{state}"] += 1
+    return counts
 
 
 def _gridmon(item: SkabFile, train_rows: int) -> Verdict:
@@ -156,7 +226,8 @@ def evaluate_skab(
     per_file = []
     for item, verdict in zip(files, verdicts, strict=True):
         row = score_rows([item], [verdict], train_rows=train_rows)
-        per_file.append({"file": item.name, "rows": len(item.frame), **row})
+        windows = where_it_errs(item, verdict, train_rows=train_rows)["window_changes"]
+        per_file.append({"file": item.name, "rows": len(item.frame), **row, "window_changes": windows})
     sizes = [len(item.frame) for item in files]
     return {
         "rows": {
