@@ -18,7 +18,9 @@
    the largest normal one and the second largest peak of earlier short alarms (an event that
    keeps repeating pages twice, `repeat_readings`). An alarm clears after `off_readings` consecutive
    readings inside the expected band (short smoothed |z| and flat run below their band values)
-   in which no score exceeds both (a condition still growing keeps its alarm: no chatter).
+   in which no score exceeds both (a condition still growing keeps its alarm: no chatter) and,
+   once the alarm episode is longer than a short event (`repeat_readings`), no score beyond its
+   threshold stands within a histogram bin of its recent peak (a condition still standing).
 4. Learning. A metric's levels, scale and score histograms learn from its readings outside its
    own alarm (a device-level alarm holds only the device-level histograms); a condition older
    than `accept_after_s` is learnt again (accepted as normal). The seasonal rings (daily slots,
@@ -569,6 +571,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             feats[3 * j + 1] = fam[j, s, S.F_EWZ] * sq_s
             feats[3 * j + 2] = fam[j, s, S.F_EA]
             hit = False
+            stand = False
             scl = max(fam[j, s, S.F_SCALE], floor)
             for i in range(S.N_SCORES):
                 c = cal[j, s, i]
@@ -585,10 +588,13 @@ def run_kernel(  # type: ignore[no-untyped-def]
                         beyond = x2 * scl * scl > max(c[S.C_RAW], REPEAT_TOLERANCE2 * c[S.C_REP2] * inv_w)
                     # The recent-peak guard keeps the tail of one event from re-opening an alarm;
                     # a flat run starts from 1 with every new stuck stretch, so it needs none.
-                    if t >= start and x2 > c[S.C_THR] and beyond and (i == S.S_FLAT or x2 > c[S.C_REC]):
-                        hit = True
-                        if trigger < 0:
-                            trigger = j * 8 + i
+                    if t >= start and x2 > c[S.C_THR] and beyond:
+                        # within the histograms' resolution of its recent peak: still standing
+                        stand = stand or i == S.S_FLAT or x2 * REPEAT_TOLERANCE2 > c[S.C_REC]
+                        if i == S.S_FLAT or x2 > c[S.C_REC]:
+                            hit = True
+                            if trigger < 0:
+                                trigger = j * 8 + i
             scale = max(fam[j, s, S.F_SCALE], floor)
             out_expected[t, j] = met[j, S.M_L0] if s == 0 else met[j, S.M_L1] + seas[j]
             bp = cal[j, s, S.S_POINT, S.C_BAND]
@@ -599,8 +605,13 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
                 # A condition still growing (a score beyond its threshold and its recent peak: what
                 # would open an alarm) keeps the alarm: otherwise a slow rise that the band no
-                # longer sees would clear and re-open it every few readings (chatter).
-                met[j, S.M_BELOW] = met[j, S.M_BELOW] + 1.0 if inband and not hit else 0.0
+                # longer sees would clear and re-open it every few readings (chatter). So does one
+                # still standing at its peak, once the episode is longer than a short event: a
+                # plateau beyond the threshold clears whenever three readings happen not to top
+                # the peak, and re-opens at the next that does. A short event is never held, so it
+                # stays short and can be learnt as a repeat.
+                held = stand and seen - met[j, S.M_EP_START] > P[P_REPEAT_N]
+                met[j, S.M_BELOW] = met[j, S.M_BELOW] + 1.0 if inband and not (hit or held) else 0.0
                 if met[j, S.M_BELOW] >= off_n:
                     met[j, S.M_ALARM] = 0.0
                     met[j, S.M_EP_CLEAR] = seen

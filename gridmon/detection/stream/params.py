@@ -35,11 +35,12 @@ class DetectorParams:
     """Readings in the smoothing of the residual that decides when an alarm clears."""
     alarms_per_day: float = 0.05
     """Alarm budget per device and day of normal operation: sets every threshold's tail probability."""
-    band_p: float = 0.0027
-    """Tail probability of the expected band (where an alarm clears): 0.27 %, the share of a
-    Gaussian residual beyond three standard deviations (Shewhart's control limits). The band is
-    the value the metric's own fitted residual tail exceeds that rarely: ±3σ for a Gaussian
-    metric, wider for a heavy-tailed one."""
+    band_p: float = 0.001
+    """Tail probability of the expected band (where an alarm clears): 0.1 %, the share of a
+    Gaussian residual beyond 3.29 standard deviations (the two-sided 99.9 % limits). The band is
+    the value the metric's own fitted residual tail exceeds that rarely: ±3.29σ for a Gaussian
+    metric, wider for a heavy-tailed one. (It was Shewhart's ±3σ, 0.27 %, until alarms were held
+    while a condition stands at its peak: docs/detection.md, alarm discipline.)"""
     calibration_halflife_s: float = 60 * DAY_S
     """Half-life of the score histograms that thresholds are calibrated on."""
     tail_q: float = 0.1
