@@ -601,7 +601,13 @@ def run_kernel(  # type: ignore[no-untyped-def]
             out_halfband[t, j] = math.sqrt(bp) * scale if bp > 0.0 else np.nan
             seen = met[j, S.M_SEEN]
             if met[j, S.M_ALARM] > 0.0:
-                flat_ok = sc[j, s, S.S_FLAT] ** 2 <= cal[j, s, S.S_FLAT, S.C_BAND]
+                # A run of equal values is over when it is within the flat run's band and no longer
+                # than a stuck one (FLAT_FACTOR times the longest normal run that has ended): once a
+                # stuck stretch is older than `accept` its growing run enters the histogram and lifts
+                # the band, but the run is stuck for as long as it lasts.
+                run2 = sc[j, s, S.S_FLAT] ** 2
+                cf = cal[j, s, S.S_FLAT]
+                flat_ok = run2 <= cf[S.C_BAND] and (cf[S.C_RAW] <= 0.0 or run2 <= FLAT_FACTOR2 * cf[S.C_RAW])
                 inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
                 # A condition still growing (a score beyond its threshold and its recent peak: what
                 # would open an alarm) keeps the alarm: otherwise a slow rise that the band no
