@@ -23,7 +23,7 @@ and days (they do not look at the values). Fixed seed: the same command gives th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -126,11 +126,5 @@ def evaluate_noise(setup: NoiseSetup) -> dict[str, Any]:
     return {
         "rows": rows,
         "budget_per_device_day": detector_params().alarms_per_day,
-        "setup": {
-            "devices": setup.devices,
-            "metrics": setup.metrics,
-            "days": setup.days,
-            "interval_s": setup.interval_s,
-            "seed": setup.seed,
-        },
+        "setup": asdict(setup),
     }

@@ -291,7 +291,7 @@ def _forget_relation(dev, rel, rhist, rcal):  # type: ignore[no-untyped-def]
     rel[:, :] = 0.0
     rhist[:] = 0.0
     rcal[:] = 0.0
-    for slot in (S.R_ALARM, S.R_BELOW, S.R_OPEN, S.R_REC, S.R_N, S.R_SINCE):
+    for slot in S.R_SLOTS:
         dev[slot] = 0.0
 
 
@@ -742,10 +742,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
         d_frozen = dev[S.D_ALARM] > 0.0 and now - dev[S.D_OPEN] <= accept
         f_frozen = dev[S.F_ALARM] > 0.0 and now - dev[S.F_OPEN] <= accept
         r_frozen = dev[S.R_ALARM] > 0.0 and now - dev[S.R_OPEN] <= accept
+        # (dcount == k: every metric valid and past its warm-up)
         r_learn = k >= 2 and dcount == k and not r_frozen and dev[S.D_N] > wc
-        for j in range(k):
-            if met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept:
-                r_learn = False  # a metric's fault is not how the metrics move together
         for j in range(k):
             if not valid[j]:
                 continue
@@ -759,6 +757,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             # device alarm could not clear once the fault was over.
             frozen = met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept
             if frozen:
+                r_learn = False  # a metric's fault is not how the metrics move together
                 wa = w * P[P_ALARM_WEIGHT]
                 if wa > 0.0:
                     for f in range(2):

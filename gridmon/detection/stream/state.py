@@ -44,6 +44,7 @@ D_NUISANCE, D_WATCHED, D_EPISODE_N, D_EPISODE_PEAK, D_CLEAR_N, D_IN_ALARM = 19, 
 # the relation score (Hotelling's T² of the metrics' z): its alarm, as D_* for the shift energy,
 # the readings its covariance has learnt and the ones since its precision was last fitted
 R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE = 25, 26, 27, 28, 29, 30
+R_SLOTS = (R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE)  # all of the relation score's (reset together)
 N_DEV = 31
 N_DEV_V3 = 19  # states written before the nuisance rate (version 3): read with these slots zero
 N_DEV_V6 = 25  # states of versions 4 to 6, before the relation score
@@ -148,7 +149,7 @@ class DeviceState:
             return self
         fresh = DeviceState.new(extra)
         dev = self.dev.copy()
-        dev[[R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE]] = 0.0
+        dev[list(R_SLOTS)] = 0.0
         k = len(self.metrics) + len(extra)
         return DeviceState(
             metrics=self.metrics + tuple(extra),
