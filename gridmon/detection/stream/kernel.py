@@ -16,7 +16,9 @@
 3. Each score is compared with its own calibrated threshold (`calib.py`) and with its recent
    peak; exceeding both opens an alarm, if the deviation in the metric's units is also beyond
    the largest normal one and the second largest peak of earlier short alarms (an event that
-   keeps repeating pages twice, `repeat_readings`). An alarm clears after `off_readings` consecutive
+   keeps repeating pages twice, `repeat_readings`). On a device reporting faster than
+   `on_delay_s`, an alarm whose score is less than twice its threshold opens only when the next
+   reading is still beyond a threshold or outside the band (on-delay). An alarm clears after `off_readings` consecutive
    readings inside the expected band (short smoothed |z| and flat run below their band values)
    in which no score exceeds both (a condition still growing keeps its alarm: no chatter) and,
    once the alarm episode is longer than a short event (`repeat_readings`), no score beyond its
@@ -47,13 +49,15 @@ from gridmon.domain.units import DAY_S
 P_TAU_RECENT, P_TAU_SLOW, P_SEASON_DAYS, P_SEASON_GAIN, P_SPAN, P_SPAN_LONG, P_CLOSE_SPAN = 0, 1, 2, 3, 4, 5, 6
 P_BUDGET, P_BAND_P, P_CAL_HALFLIFE, P_TAIL_Q, P_GAMMA_MAX, P_MIN_CAL, P_OFF_N = 7, 8, 9, 10, 11, 12, 13
 P_OFF_S, P_ACCEPT, P_REC_S, P_REC_N, P_ALARM_WEIGHT, P_CLIP, P_FLOOR = 14, 15, 16, 17, 18, 19, 20
-P_RATE_HALF, P_RATE_PRIOR, P_REFIT_PHASE, P_REPEAT_N = 21, 22, 23, 24
+P_RATE_HALF, P_RATE_PRIOR, P_REFIT_PHASE, P_REPEAT_N, P_ON_S = 21, 22, 23, 24, 25
 
 SLOT_S = DAY_S / S.SEASON_SLOTS
 RECOMPUTE_EVERY = 32.0  # thresholds move slowly: refit a score's tail every 32 normal readings
 # (the first fit when the score has `min_calibration` readings, the next `refit_phase` later)
 # An alarm episode peaking below this ratio is 'low' severity (episodes.RATIO_STEPS[0]).
 NUISANCE_RATIO = 2.0
+# squared: a score at least this far past its threshold (not a low alarm) opens without the on-delay
+STRONG2 = NUISANCE_RATIO * NUISANCE_RATIO
 FLAT_FACTOR2 = 4.0  # squared: a stuck stretch is at least twice the longest completed normal run
 # squared: a repeat of a short event is 'no larger' within the resolution of the score histograms
 # (a bin is a factor 2^(3/16), about 14 %, in the metric's units); the scale a deviation is measured
@@ -266,21 +270,30 @@ def _count_nuisance(dev, any_alarm, ratio, span):  # type: ignore[no-untyped-def
 
 
 @nb.njit(cache=True, inline="always")
-def _device_alarm(dev, a, score, c, off_n, may_open, now, rec_dec2):  # type: ignore[no-untyped-def]
-    """The alarm of a device-level score (shift energy, forest, relation) in the slots from `a`:
-    alarm, readings inside the band, opening time, recent peak. It opens when the score is beyond
-    its threshold and its recent peak (and `may_open`), clears after `off_n` readings inside its
-    band. True when it opened at this reading."""
+def _device_alarm(dev, slots, score, c, off_n, on_n, may_open, now, rec_dec2):  # type: ignore[no-untyped-def]
+    """The alarm of a device-level score (shift energy, forest, relation): `slots` is the first of
+    its four consecutive slots (alarm, readings inside the band, opening time, recent peak) and the
+    slot of its on-delay count.
+    It opens when the score is beyond its threshold and its recent peak (and `may_open`) and then
+    stays outside its band for `on_n` readings in all, or is twice past its threshold; clears
+    after `off_n` readings inside its band. True when it opened at this reading."""
+    a, pending = slots
     opened = False
+    hit = score > c[S.C_THR] and score > dev[a + 3]
     if dev[a] > 0.0:
         dev[a + 1] = dev[a + 1] + 1.0 if score <= c[S.C_BAND] else 0.0
         if dev[a + 1] >= off_n:
             dev[a] = 0.0
-    elif may_open and score > c[S.C_THR] and score > dev[a + 3]:
-        dev[a] = 1.0
-        dev[a + 1] = 0.0
-        dev[a + 2] = now
-        opened = True
+    elif may_open and (hit or (dev[pending] > 0.0 and score > c[S.C_BAND])):
+        dev[pending] += 1.0
+        if dev[pending] >= on_n or score > STRONG2 * c[S.C_THR]:
+            dev[a] = 1.0
+            dev[a + 1] = 0.0
+            dev[a + 2] = now
+            dev[pending] = 0.0
+            opened = True
+    else:
+        dev[pending] = 0.0
     dev[a + 3] = max(dev[a + 3] * rec_dec2, score)
     return opened
 
@@ -473,6 +486,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
             dev[S.D_DAY] = day
             dev[S.D_SLOT] = slot
         off_n = max(1.0, min(P[P_OFF_N], math.ceil(P[P_OFF_S] / dt)))
+        # on-delay: a second reading confirms a low alarm where readings come faster than it
+        on_n = 2.0 if dt < P[P_ON_S] else 1.0
         p_on = P[P_BUDGET] * dt / DAY_S / ntests
         p_on /= _nuisance_factor(dev, gap, P)
         max_decay = 0.5 ** (dt / P[P_CAL_HALFLIFE])
@@ -572,6 +587,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
             feats[3 * j + 2] = fam[j, s, S.F_EA]
             hit = False
             stand = False
+            over = False  # a score beyond its threshold and its record guard
+            strong = False  # a score that would open an alarm is twice past its threshold
             scl = max(fam[j, s, S.F_SCALE], floor)
             for i in range(S.N_SCORES):
                 c = cal[j, s, i]
@@ -589,10 +606,12 @@ def run_kernel(  # type: ignore[no-untyped-def]
                     # The recent-peak guard keeps the tail of one event from re-opening an alarm;
                     # a flat run starts from 1 with every new stuck stretch, so it needs none.
                     if t >= start and x2 > c[S.C_THR] and beyond:
+                        over = True
                         # within the histograms' resolution of its recent peak: still standing
                         stand = stand or i == S.S_FLAT or x2 * REPEAT_TOLERANCE2 > c[S.C_REC]
                         if i == S.S_FLAT or x2 > c[S.C_REC]:
                             hit = True
+                            strong = strong or x2 > STRONG2 * c[S.C_THR]
                             if trigger < 0:
                                 trigger = j * 8 + i
             scale = max(fam[j, s, S.F_SCALE], floor)
@@ -600,15 +619,15 @@ def run_kernel(  # type: ignore[no-untyped-def]
             bp = cal[j, s, S.S_POINT, S.C_BAND]
             out_halfband[t, j] = math.sqrt(bp) * scale if bp > 0.0 else np.nan
             seen = met[j, S.M_SEEN]
+            # A run of equal values is over when it is within the flat run's band and no longer than
+            # a stuck one (FLAT_FACTOR times the longest normal run that has ended): once a stuck
+            # stretch is older than `accept` its growing run enters the histogram and lifts the
+            # band, but the run is stuck for as long as it lasts.
+            run2 = sc[j, s, S.S_FLAT] ** 2
+            cf = cal[j, s, S.S_FLAT]
+            flat_ok = run2 <= cf[S.C_BAND] and (cf[S.C_RAW] <= 0.0 or run2 <= FLAT_FACTOR2 * cf[S.C_RAW])
+            inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
             if met[j, S.M_ALARM] > 0.0:
-                # A run of equal values is over when it is within the flat run's band and no longer
-                # than a stuck one (FLAT_FACTOR times the longest normal run that has ended): once a
-                # stuck stretch is older than `accept` its growing run enters the histogram and lifts
-                # the band, but the run is stuck for as long as it lasts.
-                run2 = sc[j, s, S.S_FLAT] ** 2
-                cf = cal[j, s, S.S_FLAT]
-                flat_ok = run2 <= cf[S.C_BAND] and (cf[S.C_RAW] <= 0.0 or run2 <= FLAT_FACTOR2 * cf[S.C_RAW])
-                inband = abs(fam[j, s, S.F_EWC]) <= math.sqrt(bp) and flat_ok
                 # A condition still growing (a score beyond its threshold and its recent peak: what
                 # would open an alarm) keeps the alarm: otherwise a slow rise that the band no
                 # longer sees would clear and re-open it every few readings (chatter). So does one
@@ -621,15 +640,23 @@ def run_kernel(  # type: ignore[no-untyped-def]
                 if met[j, S.M_BELOW] >= off_n:
                     met[j, S.M_ALARM] = 0.0
                     met[j, S.M_EP_CLEAR] = seen
-            elif hit:
-                met[j, S.M_ALARM] = 1.0
-                met[j, S.M_BELOW] = 0.0
-                met[j, S.M_OPEN] = now
-                if not (met[j, S.M_EP_CLEAR] > 0.0 and seen - met[j, S.M_EP_CLEAR] <= span):
-                    # a new episode (alarms fewer than `span` readings apart are one: chatter)
-                    met[j, S.M_EP_START] = seen
-                    cal[j, :, :, S.C_EPK] = 0.0
-                met[j, S.M_EP_CLEAR] = 0.0
+            elif hit or (met[j, S.M_PENDING] > 0.0 and (over or not inband)):
+                # On-delay: a low alarm on a fast device opens once the next reading is still beyond
+                # a threshold or outside the band (a glitch of one reading is back inside). A slow
+                # creep confirms on its smoothed scores.
+                met[j, S.M_PENDING] += 1.0
+                if met[j, S.M_PENDING] >= on_n or strong:
+                    met[j, S.M_PENDING] = 0.0
+                    met[j, S.M_ALARM] = 1.0
+                    met[j, S.M_BELOW] = 0.0
+                    met[j, S.M_OPEN] = now
+                    if not (met[j, S.M_EP_CLEAR] > 0.0 and seen - met[j, S.M_EP_CLEAR] <= span):
+                        # a new episode (alarms fewer than `span` readings apart are one: chatter)
+                        met[j, S.M_EP_START] = seen
+                        cal[j, :, :, S.C_EPK] = 0.0
+                    met[j, S.M_EP_CLEAR] = 0.0
+            else:
+                met[j, S.M_PENDING] = 0.0
             if met[j, S.M_ALARM] > 0.0:
                 for f in range(2):
                     if f == 0 or has_s[j]:
@@ -653,7 +680,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
         dscore = dsum * span / dcount if dcount > 0 else 0.0
         if dcount > 0 and dcal[S.C_COUNT] >= min_cal and dcal[S.C_THR] > 0.0 and (dcount >= 2 or dev[S.D_ALARM] > 0.0):
             ratio = max(ratio, math.sqrt(dscore / dcal[S.C_THR]))
-            if _device_alarm(dev, S.D_ALARM, dscore, dcal, off_n, t >= start, now, rec_dec2) and trigger < 0:
+            alarm = S.D_ALARM, S.D_PENDING
+            if _device_alarm(dev, alarm, dscore, dcal, off_n, on_n, t >= start, now, rec_dec2) and trigger < 0:
                 trigger = TRIGGER_DEVICE
         # ---- forest on the relation residuals of the context features
         fscore2 = 0.0
@@ -675,10 +703,12 @@ def run_kernel(  # type: ignore[no-untyped-def]
             fscore2 = fo * fo
             if fcal[S.C_COUNT] >= min_cal and fcal[S.C_THR] > 0.0:
                 ratio = max(ratio, math.sqrt(fscore2 / fcal[S.C_THR]))
-                if _device_alarm(dev, S.F_ALARM, fscore2, fcal, off_n, t >= start, now, rec_dec2) and trigger < 0:
+                alarm = S.F_ALARM, S.F_PENDING
+                if _device_alarm(dev, alarm, fscore2, fcal, off_n, on_n, t >= start, now, rec_dec2) and trigger < 0:
                     trigger = TRIGGER_FOREST
         elif not has_forest:
             dev[S.F_ALARM] = 0.0  # the forest it came from is no longer in use
+            dev[S.F_PENDING] = 0.0
         if out_features.shape[0] == n:
             for c2 in range(nfeat):
                 out_features[t, c2] = feats[c2]
@@ -700,7 +730,8 @@ def run_kernel(  # type: ignore[no-untyped-def]
             rscore = max(rscore, 0.0)
             if rcal[S.C_COUNT] >= min_cal and rcal[S.C_THR] > 0.0:
                 ratio = max(ratio, math.sqrt(rscore / rcal[S.C_THR]))
-                if _device_alarm(dev, S.R_ALARM, rscore, rcal, off_n, t >= start, now, rec_dec2) and trigger < 0:
+                alarm = S.R_ALARM, S.R_PENDING
+                if _device_alarm(dev, alarm, rscore, rcal, off_n, on_n, t >= start, now, rec_dec2) and trigger < 0:
                     trigger = TRIGGER_RELATION
         # ---- outputs
         device_alarm = dev[S.D_ALARM] > 0.0 or dev[S.F_ALARM] > 0.0 or dev[S.R_ALARM] > 0.0
@@ -739,9 +770,12 @@ def run_kernel(  # type: ignore[no-untyped-def]
         out_ratio[t] = ratio
         out_trigger[t] = trigger
         # ---- learning (normal readings; conditions older than `accept` again)
-        d_frozen = dev[S.D_ALARM] > 0.0 and now - dev[S.D_OPEN] <= accept
-        f_frozen = dev[S.F_ALARM] > 0.0 and now - dev[S.F_OPEN] <= accept
-        r_frozen = dev[S.R_ALARM] > 0.0 and now - dev[S.R_OPEN] <= accept
+        # (a reading that waits for the on-delay's confirmation is held like one in alarm: learnt,
+        # the first readings of a slow creep lift its thresholds at the next refit and the young
+        # alarm clears; a glitch that is not confirmed stays out of the histograms)
+        d_frozen = (dev[S.D_ALARM] > 0.0 and now - dev[S.D_OPEN] <= accept) or dev[S.D_PENDING] > 0.0
+        f_frozen = (dev[S.F_ALARM] > 0.0 and now - dev[S.F_OPEN] <= accept) or dev[S.F_PENDING] > 0.0
+        r_frozen = (dev[S.R_ALARM] > 0.0 and now - dev[S.R_OPEN] <= accept) or dev[S.R_PENDING] > 0.0
         # (dcount == k: every metric valid and past its warm-up)
         r_learn = k >= 2 and dcount == k and not r_frozen and dev[S.D_N] > wc
         for j in range(k):
@@ -755,7 +789,7 @@ def run_kernel(  # type: ignore[no-untyped-def]
             # forest) does not: it sums small deviations of several metrics, and holding those
             # metrics' levels let their ordinary drift pile up against the held levels, so the
             # device alarm could not clear once the fault was over.
-            frozen = met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept
+            frozen = (met[j, S.M_ALARM] > 0.0 and now - met[j, S.M_OPEN] <= accept) or met[j, S.M_PENDING] > 0.0
             if frozen:
                 r_learn = False  # a metric's fault is not how the metrics move together
                 wa = w * P[P_ALARM_WEIGHT]

@@ -92,6 +92,14 @@ class DetectorParams:
     burst that recurs is part of the device's life, and its first two occurrences paged); 0 turns
     this off. Stuck runs always alarm."""
 
+    on_delay_s: float = 15.0
+    """On-delay (ISA-18.2): on a device that reports faster than this, a *low* alarm (every score
+    beyond its threshold below twice it: the nuisance rate's severity) opens only when the next
+    reading is still beyond a threshold or outside the band; a slower device's one reading spans
+    the delay. One reading past a threshold on a fast sensor, back to normal at the next, is a
+    glitch, not a condition. The waiting reading is not learnt (as one in alarm). 15 s is the
+    on-delay alarm-management practice commonly gives flow and pressure alarms; 0 turns it off."""
+
     def as_array(self) -> np.ndarray:
         """The values in declaration order, as the compiled kernel reads them."""
         return np.array([float(getattr(self, f.name)) for f in fields(self)], dtype=np.float64)

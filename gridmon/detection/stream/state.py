@@ -26,7 +26,7 @@ import numpy as np
 
 from gridmon.detection.stream.calib import NB
 
-STATE_VERSION = 7
+STATE_VERSION = 8
 
 # dev[]
 D_VERSION, D_N, D_DT, D_LAST_TS, D_DAY, D_SLOT, D_WEIGHT = 0, 1, 2, 3, 4, 5, 6
@@ -44,10 +44,15 @@ D_NUISANCE, D_WATCHED, D_EPISODE_N, D_EPISODE_PEAK, D_CLEAR_N, D_IN_ALARM = 19, 
 # the relation score (Hotelling's T² of the metrics' z): its alarm, as D_* for the shift energy,
 # the readings its covariance has learnt and the ones since its precision was last fitted
 R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE = 25, 26, 27, 28, 29, 30
-R_SLOTS = (R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE)  # all of the relation score's (reset together)
-N_DEV = 31
+# each device-level score's on-delay: consecutive readings beyond its threshold while its alarm is
+# off (kernel `_device_alarm`)
+D_PENDING, F_PENDING, R_PENDING = 31, 32, 33
+# all of the relation score's (reset together)
+R_SLOTS = (R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE, R_PENDING)
+N_DEV = 34
 N_DEV_V3 = 19  # states written before the nuisance rate (version 3): read with these slots zero
 N_DEV_V6 = 25  # states of versions 4 to 6, before the relation score
+N_DEV_V7 = 31  # states of version 7, before the on-delay
 
 # met[j]
 M_NJ, M_NU, M_L0, M_L1, M_RUN, M_PREV, M_ALARM, M_BELOW, M_OPEN = 0, 1, 2, 3, 4, 5, 6, 7, 8
@@ -58,7 +63,10 @@ M_AABD, M_AABW, M_NAW, M_WEEK = 16, 17, 18, 19
 # repeating short events: the reading number (M_SEEN) at which the metric's alarm episode began,
 # and at which it last cleared while the episode may still go on (0: none pending)
 M_EP_START, M_EP_CLEAR = 20, 21
-N_MET = 22
+# the on-delay: consecutive readings beyond a threshold while the metric's alarm is off
+M_PENDING = 22
+N_MET = 23
+N_MET_V7 = 22  # states of versions 6 and 7, before the on-delay
 N_MET_V4 = 16  # states written before the weekly profile (versions 3 and 4): read with these slots zero
 N_MET_V5 = 20  # states written before repeating events were recognised (version 5)
 
@@ -197,7 +205,7 @@ class DeviceState:
         """Forget the forest score's calibration and alarm (a new forest version is in use)."""
         self.fhist[:] = 0.0
         self.fcal[:] = 0.0
-        self.dev[[F_ALARM, F_BELOW, F_OPEN, F_REC]] = 0.0
+        self.dev[[F_ALARM, F_BELOW, F_OPEN, F_REC, F_PENDING]] = 0.0
 
     @property
     def readings(self) -> int:
@@ -218,13 +226,14 @@ class DeviceState:
     @classmethod
     def from_bytes(cls, blob: bytes) -> DeviceState | None:
         """The state in `blob`, or None when it was written by an unknown state version.
-        States of versions 3 to 6 are read with what later versions added at its start
-        (zero slots, an empty weekly ring, a relation score that has learnt nothing)."""
+        States of versions 3 to 7 are read with what later versions added at its start
+        (zero slots, an empty weekly ring, a relation score that has learnt nothing, no pending
+        on-delay)."""
         raw = bytearray(zlib.decompress(blob))
         if raw[:4] != _MAGIC:
             return None
         version, size = struct.unpack_from("<HI", raw, 4)
-        if version not in (3, 4, 5, 6, STATE_VERSION):
+        if version not in (3, 4, 5, 6, 7, STATE_VERSION):
             return None
         at = 10 + size
         metrics = tuple(json.loads(bytes(raw[10:at]).decode()))
@@ -257,9 +266,11 @@ def _layout(k: int, version: int = STATE_VERSION) -> list[tuple[str, type, tuple
     """(field, dtype, shape) of each array of a k-metric state of `version`, in serialisation order."""
     f32, f64 = np.float32, np.float64
     ncal = N_CAL_V5 if version < 6 else N_CAL
+    n_dev = N_DEV_V3 if version == 3 else N_DEV_V6 if version < 7 else N_DEV_V7 if version == 7 else N_DEV
+    n_met = N_MET_V4 if version < 5 else N_MET_V5 if version == 5 else N_MET_V7 if version < 8 else N_MET
     items: list[tuple[str, type, tuple[int, ...]]] = [
-        ("dev", f64, (N_DEV_V3 if version == 3 else N_DEV_V6 if version < 7 else N_DEV,)),
-        ("met", f64, (k, N_MET_V4 if version < 5 else N_MET_V5 if version == 5 else N_MET)),
+        ("dev", f64, (n_dev,)),
+        ("met", f64, (k, n_met)),
         ("fam", f64, (k, FAMILIES, N_FAM)),
         ("hist", f32, (k, FAMILIES, N_SCORES, NB)),
         ("cal", f64, (k, FAMILIES, N_SCORES, ncal)),
