@@ -44,8 +44,8 @@ D_NUISANCE, D_WATCHED, D_EPISODE_N, D_EPISODE_PEAK, D_CLEAR_N, D_IN_ALARM = 19, 
 # the relation score (Hotelling's T² of the metrics' z): its alarm, as D_* for the shift energy,
 # the readings its covariance has learnt and the ones since its precision was last fitted
 R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE = 25, 26, 27, 28, 29, 30
-# each device-level score's on-delay: consecutive readings beyond its threshold while its alarm is
-# off (kernel `_device_alarm`)
+# each device-level score's on-delay: readings in a row, while its alarm is off, since the score
+# passed its threshold and that stayed beyond its band (kernel `_device_alarm`)
 D_PENDING, F_PENDING, R_PENDING = 31, 32, 33
 # all of the relation score's (reset together)
 R_SLOTS = (R_ALARM, R_BELOW, R_OPEN, R_REC, R_N, R_SINCE, R_PENDING)
@@ -63,7 +63,8 @@ M_AABD, M_AABW, M_NAW, M_WEEK = 16, 17, 18, 19
 # repeating short events: the reading number (M_SEEN) at which the metric's alarm episode began,
 # and at which it last cleared while the episode may still go on (0: none pending)
 M_EP_START, M_EP_CLEAR = 20, 21
-# the on-delay: consecutive readings beyond a threshold while the metric's alarm is off
+# the on-delay: readings in a row, while the metric's alarm is off, since a score passed its
+# threshold that stayed beyond a threshold or outside the band
 M_PENDING = 22
 N_MET = 23
 N_MET_V7 = 22  # states of versions 6 and 7, before the on-delay
